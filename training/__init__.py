@@ -1,0 +1,1 @@
+"""Training, data and ONNX export for the CIFAR-10 classifier."""
