@@ -22,9 +22,10 @@ $(VENV)/.installed-%: pyproject.toml | $(PY)
 	$(PIP_INSTALL) -e ".[$*]"
 	@touch $@
 
-serve: $(VENV)/.installed-train  ## Set up .venv and run the service.
-	@echo "Setup complete in $(VENV)/. The numerics core is installed;"
-	@echo "the network service (python -m service) is not part of this revision yet."
+serve: $(VENV)/.installed-train  ## Set up .venv, build the default model if missing, run the service.
+	$(PY) -m training quickstart-model --repository models
+	@echo "Setup complete: default model in models/cifar10/."
+	@echo "The network service (python -m service) is not part of this revision yet."
 
 test: $(VENV)/.installed-test lint typecheck pytest  ## Set up .venv and run lint, types and the whole test suite.
 

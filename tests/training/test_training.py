@@ -1,0 +1,232 @@
+"""Training, export and the compare experiment, end to end on small synthetic data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+
+from service.activations import normalized_logits as numpy_normalized_logits
+from service.losses import compute_loss
+from tests.numerics.keras_reference import tf
+from training.compare import compare
+from training.export import ExportError, export_run
+from training.model import ModelConfig, build_core
+from training.objectives import normalized_logits, objective_for
+from training.quickstart import quickstart_model
+from training.synthetic import write_synthetic_cifar10
+from training.train import PARITY_IMAGES, TrainConfig, train
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = ModelConfig(width=0.25)
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_synthetic_cifar10(
+        tmp_path_factory.mktemp("data"), train_per_batch=400, test_size=1000, seed=0
+    )
+
+
+@pytest.fixture(scope="module")
+def run(synthetic: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("runs") / "small"
+    config = TrainConfig(data=str(synthetic), epochs=3, batch_size=64, model=TINY)
+    return out, train(config, out, verbose=0)
+
+
+def test_short_synthetic_training_learns(run: tuple[Path, dict[str, Any]]) -> None:
+    _, summary = run
+    assert summary["dataset"] == "synthetic"
+    assert summary["best_val_accuracy"] >= 0.90
+
+
+def test_run_folder_holds_history_curves_and_best_weights(run: tuple[Path, dict[str, Any]]) -> None:
+    out, summary = run
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["val_accuracy"]) == 3
+    assert {"accuracy", "top5", "val_accuracy", "val_top5", "loss"} <= set(history)
+    assert (out / "history.csv").read_text().splitlines()[0].startswith("epoch")
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "best.weights.h5").stat().st_size > 0
+    assert np.load(out / "parity_images.npy").shape == (PARITY_IMAGES, 32, 32, 3)
+    assert summary["best_val_accuracy"] == max(history["val_accuracy"])
+
+
+def test_export_parity_and_metadata(run: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    out, summary = run
+    path, difference = export_run(out, tmp_path / "models", "cifar10")
+    assert path == tmp_path / "models" / "cifar10" / "1" / "model.onnx"
+    assert difference <= 1e-4
+
+    model = onnx.load(str(path))
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(meta["class_names"])[0] == "synthetic-horizontal-stripes"
+    assert meta["dataset"] == "synthetic"
+    assert meta["input_layout"] == "NHWC"
+    assert meta["input_pixel_range"] == "0-255"
+    assert float(meta["val_accuracy"]) == pytest.approx(summary["best_val_accuracy"], abs=1e-6)
+    assert json.loads(meta["training_config"])["model"]["width"] == TINY.width
+    assert meta["git_revision"]
+
+    second, _ = export_run(out, tmp_path / "models", "cifar10")
+    assert second.parent.name == "2"
+
+
+def test_exported_model_serves_without_tensorflow(
+    run: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """onnxruntime alone loads the model, reads its metadata, and reproduces Keras's logits."""
+    out, _ = run
+    path, _ = export_run(out, tmp_path / "models", "cifar10")
+    images = np.load(out / "parity_images.npy")[:8].astype(np.float32)
+    np.save(tmp_path / "images.npy", images)
+    script = (
+        "import sys, json, numpy as np, onnxruntime as ort\n"
+        f"s = ort.InferenceSession({str(path)!r})\n"
+        "i, o = s.get_inputs()[0], s.get_outputs()[0]\n"
+        f"x = np.load({str(tmp_path / 'images.npy')!r})\n"
+        f"np.save({str(tmp_path / 'logits.npy')!r}, s.run([o.name], {{i.name: x}})[0])\n"
+        "meta = s.get_modelmeta().custom_metadata_map\n"
+        "assert 'tensorflow' not in sys.modules\n"
+        "print(json.dumps([i.name, i.shape, o.name, o.shape, meta['dataset']]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert json.loads(result.stdout) == [
+        "images",
+        ["batch", 32, 32, 3],
+        "logits",
+        ["batch", 10],
+        "synthetic",
+    ]
+    core = build_core(
+        ModelConfig(**json.loads((out / "config.json").read_text())["train"]["model"])
+    )
+    from training.model import build_training_model
+
+    build_training_model(core).load_weights(out / "best.weights.h5")
+    expected = core(images, training=False).numpy()
+    np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), expected, atol=1e-4)
+
+
+def test_failed_parity_writes_nothing(run: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    out, _ = run
+    with pytest.raises(ExportError, match=r"max \|Δlogit\| = .* exceeds -1"):
+        export_run(out, tmp_path / "models", "cifar10", tolerance=-1.0)
+    assert not (tmp_path / "models" / "cifar10" / "1" / "model.onnx").exists()
+
+
+def test_export_of_an_unfinished_run_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="is not a finished training run"):
+        export_run(tmp_path, tmp_path / "models")
+
+
+def test_quickstart_model_keeps_an_existing_model(
+    run: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    out, _ = run
+    export_run(out, tmp_path / "models", "cifar10")
+    assert quickstart_model(tmp_path / "models", "cifar10", out=tmp_path / "unused") is None
+    assert not (tmp_path / "unused").exists()
+
+
+def test_compare_writes_figure_and_table(synthetic: Path, tmp_path: Path) -> None:
+    config = TrainConfig(
+        data=str(synthetic),
+        epochs=1,
+        batch_size=64,
+        max_samples=256,
+        max_val_samples=256,
+        model=TINY,
+    )
+    summaries = compare(["softmax", "normalized_logits"], config, tmp_path)
+    assert set(summaries) == {"softmax", "normalized_logits"}
+    png = (tmp_path / "comparison.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(png) > 20_000  # two panels with axes, legends and curves, not an empty canvas
+    table = (tmp_path / "comparison.md").read_text()
+    assert "| softmax |" in table
+    assert "| normalized_logits |" in table
+    assert "Dataset: **synthetic**" in table
+
+
+def test_cli_trains_and_exports(synthetic: Path, tmp_path: Path) -> None:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "training", *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env | {"PYTHONPATH": str(REPO)},
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    train_out = cli(
+        "train",
+        "--data",
+        str(synthetic),
+        "--epochs",
+        "1",
+        "--max-samples",
+        "128",
+        "--max-val-samples",
+        "128",
+        "--width",
+        "0.125",
+        "--out",
+        "runs/smoke",
+    )
+    assert "DATASET: SYNTHETIC" in train_out
+    export_out = cli("export", "--run", "runs/smoke", "--repository", "models")
+    assert "parity max |Δlogit|" in export_out
+    assert (tmp_path / "models" / "cifar10" / "1" / "model.onnx").is_file()
+
+
+def test_cli_reports_missing_data(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "training", "train", "--data", str(tmp_path), "--out", "x"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "no CIFAR-10 archive or folder here" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_normalized_logits_objective_matches_the_service_baseline() -> None:
+    logits = np.random.default_rng(0).normal(0, 3, (16, 10)).astype(np.float32)
+    logits[0] = 1.0  # constant row: uniform in both
+    np.testing.assert_allclose(
+        normalized_logits(tf.constant(logits)).numpy(), numpy_normalized_logits(logits), atol=1e-6
+    )
+
+
+def test_sigmoid_objective_is_binary_crossentropy_of_one_hot_labels() -> None:
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 3, (16, 10)).astype(np.float32)
+    labels = rng.integers(0, 10, 16)
+    ours = objective_for("sigmoid")(labels, logits).numpy()
+    expected = compute_loss("binary_crossentropy", np.eye(10)[labels], logits=logits).value
+    assert float(ours) == pytest.approx(expected, rel=1e-6)
+
+
+def test_unknown_top_activation() -> None:
+    with pytest.raises(ValueError, match="unknown top activation"):
+        objective_for("relu")
