@@ -24,8 +24,7 @@ $(VENV)/.installed-%: pyproject.toml | $(PY)
 
 serve: $(VENV)/.installed-train  ## Set up .venv, build the default model if missing, run the service.
 	$(PY) -m training quickstart-model --repository models
-	@echo "Setup complete: default model in models/cifar10/."
-	@echo "The network service (python -m service) is not part of this revision yet."
+	$(PY) -m service --model-repository models
 
 test: $(VENV)/.installed-test lint typecheck pytest  ## Set up .venv and run lint, types and the whole test suite.
 
@@ -39,8 +38,10 @@ typecheck: $(VENV)/.installed-test  ## mypy (strict on service/ and training/).
 pytest: $(VENV)/.installed-test  ## The test suite alone.
 	$(PY) -m pytest
 
-bench: $(VENV)/.installed-test  ## Benchmarks (prints Markdown tables).
+bench: $(VENV)/.installed-test  ## Benchmarks (prints Markdown tables; REST needs models/, see make serve).
 	$(PY) -m bench.losses
+	$(PY) -m training quickstart-model --repository models
+	$(PY) -m bench.rest --model-repository models
 
 clean:  ## Remove the virtual environment and caches.
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,17 +1,28 @@
 """Domain errors, defined once for every transport.
 
 Each transport maps these classes to its own status codes in exactly one place
-(HTTP status for REST, ``grpc.StatusCode`` for gRPC). Anything that is not a
-:class:`ServiceError` is an internal fault and reaches clients only as a generic message.
+(``service/rest/errors.py`` for HTTP, the gRPC interceptor for gRPC status codes). Anything
+that is not a :class:`ServiceError` is an internal fault and reaches clients only as a
+generic message.
 """
 
 from __future__ import annotations
 
-__all__ = ["InvalidInputError", "ServiceError"]
+__all__ = [
+    "InvalidInputError",
+    "ModelLoadError",
+    "NotFoundError",
+    "RequestTooLargeError",
+    "ServiceError",
+    "UnavailableError",
+]
 
 
 class ServiceError(Exception):
     """Base class of every error the service reports to its callers on purpose."""
+
+    code = "internal"
+    """Stable machine-readable name of the error kind (part of the REST error body)."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -22,3 +33,27 @@ class ServiceError(Exception):
 
 class InvalidInputError(ServiceError):
     """The caller sent something malformed: wrong shape, range, type or an unknown name."""
+
+    code = "invalid_argument"
+
+
+class NotFoundError(ServiceError):
+    """The named model or version does not exist."""
+
+    code = "not_found"
+
+
+class RequestTooLargeError(ServiceError):
+    """The request is larger than the configured limits allow (body size or batch size)."""
+
+    code = "resource_exhausted"
+
+
+class UnavailableError(ServiceError):
+    """The service is not ready to serve (still starting, or shutting down)."""
+
+    code = "unavailable"
+
+
+class ModelLoadError(Exception):
+    """A model in the repository cannot be served; raised at start-up, before any port binds."""

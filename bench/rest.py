@@ -1,0 +1,127 @@
+"""Benchmark: REST ``/predict`` against raw onnxruntime in-process (the ceiling), same run.
+
+Run ``.venv/bin/python -m bench.rest [--model-repository models]`` after ``make serve`` has
+built the default model. It starts ``python -m service`` on a free loopback port, times each
+path for several batch sizes (median of repeats, client and server on the same machine), and
+prints a Markdown table, plus what JSON encoding costs with orjson versus the standard library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+import orjson
+from PIL import Image
+
+from service.activations import softmax
+from service.dataplane import DataPlane
+from service.repository import ModelRepository, ServedModel
+from service.telemetry import Telemetry
+from tests.service.live import live_service
+
+BATCHES = (1, 32, 256)
+
+
+def median_ms(fn: Callable[[], object], repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def png_base64(image: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def measure(
+    http: httpx.Client,
+    plane: DataPlane,
+    session: ort.InferenceSession,
+    model: ServedModel,
+    images: np.ndarray,
+    repeats: int,
+) -> dict[str, float]:
+    """Each path's median time for one batch of ``images``."""
+    pixels = images.astype(np.float32)
+    feeds = {model.input.name: pixels}
+    pixel_body = orjson.dumps(
+        {"instances": images, "model": model.name}, option=orjson.OPT_SERIALIZE_NUMPY
+    )
+    png_body = json.dumps({"images": [png_base64(i) for i in images], "model": model.name})
+    headers = {"content-type": "application/json"}
+    logits = session.run(None, feeds)[0]
+    response = {"logits": logits, "probabilities": softmax(logits)}
+
+    def post(body: str | bytes) -> None:
+        http.post("/predict", content=body, headers=headers).raise_for_status()
+
+    return {
+        "ort": median_ms(lambda: softmax(session.run(None, feeds)[0]), repeats),
+        "plane": median_ms(lambda: plane.predict(pixels, model=model.name), repeats),
+        "json": median_ms(lambda: post(pixel_body), repeats),
+        "png": median_ms(lambda: post(png_body), repeats),
+        "orjson": median_ms(
+            lambda: orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY), repeats
+        ),
+        "stdjson": median_ms(
+            lambda: json.dumps({k: v.tolist() for k, v in response.items()}), repeats
+        ),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model-repository", type=Path, default=Path("models"))
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+
+    repository = ModelRepository.load(args.model_repository, device="cpu", intra_op_threads=0)
+    model = next(iter(repository))
+    plane = DataPlane(repository, Telemetry(), max_batch_size=4096)
+    plane.set_ready(True)
+    session = ort.InferenceSession(str(model.path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    print(
+        f"{date.today().isoformat()} · {platform.machine()} · {os.cpu_count()} CPUs · "
+        f"model {model.name} v{model.version} ({model.path}) · onnxruntime {ort.__version__} · "
+        f"median of {args.repeats}, milliseconds\n"
+    )
+    print(
+        "| batch | ORT in-process | data plane | REST JSON pixels | REST base64 PNG "
+        "| REST / ORT (JSON) | response JSON, orjson | response JSON, json |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    with (
+        live_service(args.model_repository, "--max-batch-size", "4096") as service,
+        httpx.Client(base_url=service.url, timeout=120) as http,
+    ):
+        for batch in BATCHES:
+            images = rng.integers(0, 256, (batch, *model.image_shape)).astype(np.uint8)
+            row = measure(http, plane, session, model, images, args.repeats)
+            print(
+                f"| {batch} | {row['ort']:.2f} | {row['plane']:.2f} | {row['json']:.2f} "
+                f"| {row['png']:.2f} | {row['json'] / row['ort']:.1f} | {row['orjson']:.3f} "
+                f"| {row['stdjson']:.3f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()

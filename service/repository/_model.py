@@ -1,0 +1,156 @@
+"""One served ONNX model: its session, tensor specs, preprocessing and class names.
+
+Everything is read from the file (input/output names, shapes, dtypes) and its metadata
+(class names, layout, pixel range); nothing is assumed about the exporter.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from service.errors import ModelLoadError
+
+__all__ = ["ServedModel", "TensorSpec", "load_model"]
+
+log = logging.getLogger(__name__)
+
+ONNX_TYPES: dict[str, tuple[str, type[np.generic]]] = {
+    "tensor(float)": ("FP32", np.float32),
+    "tensor(float16)": ("FP16", np.float16),
+    "tensor(double)": ("FP64", np.float64),
+    "tensor(uint8)": ("UINT8", np.uint8),
+}
+PIXEL_SCALES = {"0-255": 1.0, "0-1": 1.0 / 255.0}
+"""Input pixel ranges a model may declare (``input_pixel_range`` metadata); requests are
+always 0–255 pixel values and are scaled to what the model expects."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A model tensor as the Open Inference Protocol describes it (−1: any size)."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A loaded model version. :meth:`infer` maps 0–255 NHWC pixels to float32 logits."""
+
+    name: str
+    version: int
+    path: Path
+    session: ort.InferenceSession = field(repr=False)
+    input: TensorSpec
+    output: TensorSpec
+    layout: str
+    image_shape: tuple[int, int, int]
+    """Height, width, channels of one image."""
+    input_dtype: type[np.generic]
+    pixel_scale: float
+    class_names: tuple[str, ...]
+    metadata: dict[str, str]
+    provider: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def infer(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Logits ``[N, C]`` for images ``[N, H, W, C]`` of 0–255 pixel values."""
+        batch = images if self.pixel_scale == 1.0 else images * np.float32(self.pixel_scale)
+        if self.layout == "NCHW":
+            batch = batch.transpose(0, 3, 1, 2)
+        batch = np.ascontiguousarray(batch, dtype=self.input_dtype)
+        (logits,) = self.session.run([self.output.name], {self.input.name: batch})
+        return np.asarray(logits, dtype=np.float32)
+
+
+def _spec(node: Any, path: Path) -> tuple[TensorSpec, type[np.generic]]:
+    if node.type not in ONNX_TYPES:
+        raise ModelLoadError(f"{path}: tensor {node.name!r} has unsupported type {node.type}")
+    datatype, dtype = ONNX_TYPES[node.type]
+    shape = tuple(d if isinstance(d, int) else -1 for d in node.shape)
+    return TensorSpec(node.name, datatype, shape), dtype
+
+
+def _layout(spec: TensorSpec, declared: str | None, path: Path) -> tuple[str, tuple[int, int, int]]:
+    if len(spec.shape) != 4:
+        raise ModelLoadError(f"{path}: input {spec.name!r} must be a batch of images (rank 4)")
+    _, a, b, c = spec.shape
+    layout = declared or ("NHWC" if c in (1, 3) else "NCHW")
+    if layout not in ("NHWC", "NCHW"):
+        raise ModelLoadError(f"{path}: input_layout {layout!r} is neither NHWC nor NCHW")
+    image = (a, b, c) if layout == "NHWC" else (b, c, a)
+    if min(image) < 1:
+        raise ModelLoadError(
+            f"{path}: input {spec.name!r} needs a fixed image size, got {list(spec.shape)}"
+        )
+    return layout, image
+
+
+def _class_names(metadata: dict[str, str], count: int, path: Path) -> tuple[str, ...]:
+    raw = metadata.get("class_names")
+    if raw is None:
+        return tuple(f"class_{i}" for i in range(count))
+    try:
+        names = json.loads(raw)
+    except ValueError:
+        names = None
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise ModelLoadError(f"{path}: metadata class_names is not a JSON list of strings")
+    if len(names) != count:
+        raise ModelLoadError(f"{path}: {len(names)} class_names for {count} outputs")
+    return tuple(names)
+
+
+def load_model(
+    name: str, version: int, path: Path, providers: list[str], options: ort.SessionOptions
+) -> ServedModel:
+    """Open ``path`` with onnxruntime, read its specs and metadata, and run one warm-up
+    inference. Any problem is a :class:`ModelLoadError` naming the file."""
+    try:
+        session = ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises several types for unreadable files
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"{path}: onnxruntime cannot load it: {reason}") from exc
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1:
+        raise ModelLoadError(f"{path}: expected one image input, found {len(inputs)}")
+    input_spec, input_dtype = _spec(inputs[0], path)
+    chosen = next((o for o in outputs if o.name == "logits"), outputs[0])
+    output_spec, _ = _spec(chosen, path)
+    metadata = dict(session.get_modelmeta().custom_metadata_map)
+    layout, image_shape = _layout(input_spec, metadata.get("input_layout"), path)
+    pixel_range = metadata.get("input_pixel_range", "0-255")
+    if pixel_range not in PIXEL_SCALES:
+        raise ModelLoadError(f"{path}: input_pixel_range {pixel_range!r} is not one of 0-255, 0-1")
+
+    provisional = ServedModel(
+        name, version, path, session, input_spec, output_spec, layout, image_shape,
+        input_dtype, PIXEL_SCALES[pixel_range], (), metadata, session.get_providers()[0],
+    )  # fmt: skip
+    try:
+        warm = provisional.infer(np.zeros((1, *image_shape), dtype=np.float32))
+    except Exception as exc:
+        raise ModelLoadError(f"{path}: warm-up inference failed: {exc}") from exc
+    if warm.ndim != 2:
+        raise ModelLoadError(f"{path}: output {output_spec.name!r} must be [N, classes]")
+    model = ServedModel(
+        **{**provisional.__dict__, "class_names": _class_names(metadata, warm.shape[1], path)}
+    )
+    log.info(
+        "loaded %s version %d from %s on %s (%s %s -> %s, %d classes)",
+        name, version, path, model.provider, input_spec.name, list(input_spec.shape),
+        output_spec.name, model.num_classes,
+    )  # fmt: skip
+    return model

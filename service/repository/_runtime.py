@@ -1,0 +1,36 @@
+"""onnxruntime execution providers and session options from the settings."""
+
+from __future__ import annotations
+
+import onnxruntime as ort
+
+from service.errors import ModelLoadError
+
+__all__ = ["providers_for", "session_options"]
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+def providers_for(device: str) -> list[str]:
+    """``auto``: CUDA when this onnxruntime build offers it, else CPU; ``cuda`` requires it."""
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return [CPU]
+    if CUDA in available:
+        return [CUDA, CPU]
+    if device == "cuda":
+        raise ModelLoadError(
+            "--device cuda was asked for, but this onnxruntime has no CUDA provider "
+            f"(available: {', '.join(available)}); install the gpu extra on a CUDA machine"
+        )
+    return [CPU]
+
+
+def session_options(intra_op_threads: int) -> ort.SessionOptions:
+    """Graph optimisations on; ``intra_op_threads`` threads per run (0 = onnxruntime's choice)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = intra_op_threads
+    options.log_severity_level = 3  # errors only; our own log says what loaded where
+    return options

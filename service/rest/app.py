@@ -1,0 +1,31 @@
+"""The FastAPI application of the project's REST API."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from service.dataplane import DataPlane
+from service.rest.errors import install_error_handlers
+from service.rest.middleware import BodySizeLimit, RequestMetrics
+from service.rest.routes import health, loss, models, predict
+from service.telemetry import Telemetry
+
+__all__ = ["create_app"]
+
+
+def create_app(plane: DataPlane, telemetry: Telemetry, *, max_request_bytes: int) -> FastAPI:
+    """A FastAPI app serving ``plane``; routes only decode, delegate and encode."""
+    app = FastAPI(
+        title="CIFAR-10 inference-and-loss service",
+        summary="Logits, server-side softmax/sigmoid, and Keras-exact losses over ONNX models.",
+        version="1.0.0",
+    )
+    app.state.dataplane = plane
+    app.state.telemetry = telemetry
+    for module in (predict, loss, models, health):
+        app.include_router(module.router)
+    install_error_handlers(app)
+    # Added last, so outermost: metrics see every response, including 413s of the limit.
+    app.add_middleware(BodySizeLimit, max_bytes=max_request_bytes)
+    app.add_middleware(RequestMetrics, telemetry=telemetry)
+    return app

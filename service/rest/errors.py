@@ -1,0 +1,94 @@
+"""The one place domain errors become HTTP responses for the project's REST API.
+
+Body shape: ``{"error": {"code": "...", "message": "..."}}``. Unknown exceptions become a 500
+with a generic message; the traceback goes to the log only.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+
+from service.errors import (
+    InvalidInputError,
+    NotFoundError,
+    RequestTooLargeError,
+    ServiceError,
+    UnavailableError,
+)
+
+__all__ = ["HTTP_STATUS", "error_response", "install_error_handlers", "validation_message"]
+
+log = logging.getLogger(__name__)
+
+HTTP_STATUS: dict[type[ServiceError], int] = {
+    InvalidInputError: 400,
+    NotFoundError: 404,
+    RequestTooLargeError: 413,
+    UnavailableError: 503,
+}
+HTTP_CODES = {
+    400: "invalid_argument",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "resource_exhausted",
+}
+
+
+def status_for(error: ServiceError) -> int:
+    """The HTTP status of a domain error (500 for an unmapped subclass)."""
+    for kind in type(error).__mro__:
+        if kind in HTTP_STATUS:
+            return HTTP_STATUS[kind]
+    return 500
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    """The project API's error body."""
+    body = orjson.dumps({"error": {"code": code, "message": message}})
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def validation_message(errors: list[dict[str, object]]) -> str:
+    """Pydantic errors as ``field: problem`` sentences, the field given as a dotted path."""
+    parts = []
+    for error in errors[:5]:
+        location = [str(p) for p in error.get("loc", ()) if p not in ("body", "query")]  # type: ignore[attr-defined]
+        field = ".".join(location) or "body"
+        parts.append(f"{field}: {error.get('msg')}")
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "; ".join(parts) + more
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the mapping on ``app``."""
+
+    @app.exception_handler(ServiceError)
+    async def _service(_: Request, exc: ServiceError) -> Response:
+        return error_response(status_for(exc), exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_validation(_: Request, exc: RequestValidationError) -> Response:
+        return error_response(422, "invalid_request", validation_message(list(exc.errors())))
+
+    @app.exception_handler(ValidationError)
+    async def _validation(_: Request, exc: ValidationError) -> Response:
+        errors = exc.errors(include_url=False)
+        return error_response(422, "invalid_request", validation_message(list(errors)))  # type: ignore[arg-type]
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> Response:
+        return error_response(
+            exc.status_code, HTTP_CODES.get(exc.status_code, "error"), str(exc.detail)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unknown(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error in %s %s", request.method, request.url.path)
+        return error_response(500, "internal", "internal server error")

@@ -1,0 +1,35 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.responses import Response
+
+from service.dataplane import DataPlane
+from service.errors import UnavailableError
+from service.rest.encoding import JSONResponse
+from service.telemetry import Telemetry
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health/live", summary="200 while the process runs")
+def live() -> Response:
+    return JSONResponse({"status": "live"})
+
+
+@router.get("/health/ready", summary="200 once models are loaded and warmed up, else 503")
+def ready(request: Request) -> Response:
+    plane: DataPlane = request.app.state.dataplane
+    if not plane.ready():
+        raise UnavailableError("not ready")
+    return JSONResponse({"status": "ready"})
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+def metrics(request: Request) -> Response:
+    telemetry: Telemetry = request.app.state.telemetry
+    return Response(telemetry.exposition(), media_type=CONTENT_TYPE_LATEST)

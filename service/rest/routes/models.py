@@ -1,0 +1,63 @@
+"""``GET /models`` and per-model metadata."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from service.dataplane import DataPlane
+from service.repository import ServedModel, TensorSpec
+from service.rest.encoding import JSONResponse
+
+__all__ = ["describe", "router"]
+
+router = APIRouter(tags=["models"])
+
+
+def _tensor(spec: TensorSpec) -> dict[str, Any]:
+    return {"name": spec.name, "datatype": spec.datatype, "shape": list(spec.shape)}
+
+
+def describe(plane: DataPlane, model: ServedModel) -> dict[str, Any]:
+    """Everything a caller needs to use ``model``."""
+    return {
+        "name": model.name,
+        "version": str(model.version),
+        "versions": [str(v) for v in plane.repository.versions(model.name)],
+        "inputs": [_tensor(model.input)],
+        "outputs": [_tensor(model.output)],
+        "input_layout": model.layout,
+        "image_shape": list(model.image_shape),
+        "classes": list(model.class_names),
+        "dataset": model.metadata.get("dataset", "unknown"),
+        "device": model.provider,
+        "metadata": model.metadata,
+    }
+
+
+@router.get("/models", summary="Served models and their versions")
+def list_models(request: Request) -> Response:
+    plane: DataPlane = request.app.state.dataplane
+    models = [
+        {
+            "name": name,
+            "versions": [str(v) for v in plane.repository.versions(name)],
+            "latest": str(plane.repository.versions(name)[-1]),
+        }
+        for name in plane.repository.names()
+    ]
+    return JSONResponse({"models": models})
+
+
+@router.get("/models/{name}", summary="Metadata of a model's latest version")
+def model_metadata(name: str, request: Request) -> Response:
+    plane: DataPlane = request.app.state.dataplane
+    return JSONResponse(describe(plane, plane.model(name)))
+
+
+@router.get("/models/{name}/versions/{version}", summary="Metadata of one model version")
+def version_metadata(name: str, version: str, request: Request) -> Response:
+    plane: DataPlane = request.app.state.dataplane
+    return JSONResponse(describe(plane, plane.model(name, version)))

@@ -1,0 +1,67 @@
+"""Small ONNX classifiers built directly with onnx.helper (no TensorFlow), for service tests."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+@dataclass(frozen=True)
+class LinearModel:
+    """logits = flatten(pixels / 255) @ weights + bias, and its numpy reference."""
+
+    weights: np.ndarray
+    bias: np.ndarray
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        flat = images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
+        return np.asarray(flat @ self.weights + self.bias, dtype=np.float32)
+
+
+def write_linear_model(
+    path: Path,
+    *,
+    seed: int = 0,
+    classes: int = 10,
+    input_name: str = "images",
+    output_name: str = "logits",
+    metadata: dict[str, str] | None = None,
+    class_names: list[str] | None = None,
+) -> LinearModel:
+    """Write a linear classifier over [N, 32, 32, 3] 0–255 pixels to ``path``."""
+    rng = np.random.default_rng(seed)
+    weights = rng.normal(0, 0.05, (3072, classes)).astype(np.float32)
+    bias = rng.normal(0, 0.1, classes).astype(np.float32)
+    nodes = [
+        helper.make_node("Reshape", [input_name, "flat_shape"], ["flat"]),
+        helper.make_node("Mul", ["flat", "scale"], ["scaled"]),
+        helper.make_node("MatMul", ["scaled", "weights"], ["product"]),
+        helper.make_node("Add", ["product", "bias"], [output_name]),
+    ]
+    initializers = [
+        numpy_helper.from_array(np.array([-1, 3072], np.int64), "flat_shape"),
+        numpy_helper.from_array(np.array(1 / 255, np.float32), "scale"),
+        numpy_helper.from_array(weights, "weights"),
+        numpy_helper.from_array(bias, "bias"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "linear",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["batch", 32, 32, 3])],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["batch", classes])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    props = dict(metadata or {})
+    if class_names is not None:
+        props["class_names"] = json.dumps(class_names)
+    helper.set_model_props(model, props)
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return LinearModel(weights, bias)
