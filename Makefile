@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check
 
 .DEFAULT_GOAL := help
-.PHONY: help serve test lint typecheck pytest bench clean
+.PHONY: help serve test lint typecheck pytest bench proto clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -41,7 +41,10 @@ pytest: $(VENV)/.installed-test  ## The test suite alone.
 bench: $(VENV)/.installed-test  ## Benchmarks (prints Markdown tables; REST needs models/, see make serve).
 	$(PY) -m bench.losses
 	$(PY) -m training quickstart-model --repository models
-	$(PY) -m bench.rest --model-repository models
+	$(PY) -m bench.serving --model-repository models
+
+proto: $(VENV)/.installed-test  ## Regenerate service/_generated/ from proto/ (commit the result).
+	$(PY) scripts/generate_proto.py
 
 clean:  ## Remove the virtual environment and caches.
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

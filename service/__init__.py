@@ -1,1 +1,3 @@
-"""Inference-and-loss service: numerics core, and (as it lands) the data plane and transports."""
+"""Inference-and-loss service: numerics core, model repository, data plane and transports."""
+
+__version__ = "1.0.0"

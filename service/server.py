@@ -1,4 +1,4 @@
-"""Run the service: load models, then serve the transports on one event loop."""
+"""Run the service: load models, then serve gRPC and REST on one event loop."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import uvicorn
 
 from service.dataplane import DataPlane
+from service.grpc import GrpcServer
 from service.repository import ModelRepository
 from service.rest import create_app
 from service.settings import Settings
@@ -34,7 +35,16 @@ def build_dataplane(settings: Settings) -> DataPlane:
 
 
 async def serve(settings: Settings, plane: DataPlane) -> None:
-    """Serve REST until interrupted; ready once listening, not ready while draining."""
+    """Serve gRPC and REST on one event loop until interrupted; ready once both listen, not
+    ready (and gRPC health NOT_SERVING) while draining."""
+    grpc_server = GrpcServer(
+        plane,
+        host=settings.host,
+        port=settings.grpc_port,
+        max_message_bytes=settings.grpc_max_message_bytes,
+    )
+    await grpc_server.start()
+    log.info("gRPC listening on %s:%d (reflection on)", settings.host, grpc_server.port)
     app = create_app(plane, plane.telemetry, max_request_bytes=settings.max_request_bytes)
     config = uvicorn.Config(
         app,
@@ -45,20 +55,24 @@ async def serve(settings: Settings, plane: DataPlane) -> None:
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
-    watcher = asyncio.create_task(_ready_when_started(server, plane))
+    watcher = asyncio.create_task(_ready_when_started(server, plane, grpc_server))
     try:
         await server.serve()
     finally:
         plane.set_ready(False)
         watcher.cancel()
+        await grpc_server.stop(grace=5)
 
 
-async def _ready_when_started(server: uvicorn.Server, plane: DataPlane) -> None:
+async def _ready_when_started(
+    server: uvicorn.Server, plane: DataPlane, grpc_server: GrpcServer
+) -> None:
     while not server.started:
         if server.should_exit:
             return
         await asyncio.sleep(0.01)
     plane.set_ready(True)
+    await grpc_server.set_serving(True)
     for socket in (s for srv in server.servers for s in srv.sockets):
         host, port = socket.getsockname()[:2]
         log.info("REST API listening on http://%s:%d (docs at /docs)", host, port)

@@ -50,3 +50,6 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(
         1024, gt=0, description="Most images or rows in one request (more: 413)."
     )
+    grpc_max_message_bytes: int = Field(
+        64 * MiB, gt=0, description="Largest gRPC message received or sent."
+    )

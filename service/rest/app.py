@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from service import __version__
 from service.dataplane import DataPlane
 from service.rest.errors import install_error_handlers
 from service.rest.middleware import BodySizeLimit, RequestMetrics
-from service.rest.routes import health, loss, models, predict
+from service.rest.routes import health, loss, models, predict, v2
 from service.telemetry import Telemetry
 
 __all__ = ["create_app"]
@@ -18,11 +19,11 @@ def create_app(plane: DataPlane, telemetry: Telemetry, *, max_request_bytes: int
     app = FastAPI(
         title="CIFAR-10 inference-and-loss service",
         summary="Logits, server-side softmax/sigmoid, and Keras-exact losses over ONNX models.",
-        version="1.0.0",
+        version=__version__,
     )
     app.state.dataplane = plane
     app.state.telemetry = telemetry
-    for module in (predict, loss, models, health):
+    for module in (predict, loss, models, health, v2):
         app.include_router(module.router)
     install_error_handlers(app)
     # Added last, so outermost: metrics see every response, including 413s of the limit.

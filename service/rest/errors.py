@@ -1,7 +1,9 @@
-"""The one place domain errors become HTTP responses for the project's REST API.
+"""The one place domain errors become HTTP responses.
 
-Body shape: ``{"error": {"code": "...", "message": "..."}}``. Unknown exceptions become a 500
-with a generic message; the traceback goes to the log only.
+Body shape: ``{"error": {"code": "...", "message": "..."}}`` for the project's API, and the
+Open Inference Protocol's own ``{"error": "..."}`` under ``/v2`` (clients such as
+tritonclient read that key as a string). Unknown exceptions become a 500 with a generic
+message; the traceback goes to the log only.
 """
 
 from __future__ import annotations
@@ -49,9 +51,15 @@ def status_for(error: ServiceError) -> int:
     return 500
 
 
-def error_response(status: int, code: str, message: str) -> Response:
-    """The project API's error body."""
-    body = orjson.dumps({"error": {"code": code, "message": message}})
+V2_PREFIX = "/v2"
+
+
+def error_response(status: int, code: str, message: str, path: str = "") -> Response:
+    """The error body for ``path``: the protocol's shape under ``/v2``, else the project's."""
+    if path == V2_PREFIX or path.startswith(V2_PREFIX + "/"):
+        body = orjson.dumps({"error": message})
+    else:
+        body = orjson.dumps({"error": {"code": code, "message": message}})
     return Response(body, status_code=status, media_type="application/json")
 
 
@@ -70,25 +78,25 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the mapping on ``app``."""
 
     @app.exception_handler(ServiceError)
-    async def _service(_: Request, exc: ServiceError) -> Response:
-        return error_response(status_for(exc), exc.code, exc.message)
+    async def _service(request: Request, exc: ServiceError) -> Response:
+        return error_response(status_for(exc), exc.code, exc.message, request.url.path)
 
     @app.exception_handler(RequestValidationError)
-    async def _request_validation(_: Request, exc: RequestValidationError) -> Response:
-        return error_response(422, "invalid_request", validation_message(list(exc.errors())))
+    async def _request_validation(request: Request, exc: RequestValidationError) -> Response:
+        message = validation_message(list(exc.errors()))
+        return error_response(422, "invalid_request", message, request.url.path)
 
     @app.exception_handler(ValidationError)
-    async def _validation(_: Request, exc: ValidationError) -> Response:
-        errors = exc.errors(include_url=False)
-        return error_response(422, "invalid_request", validation_message(list(errors)))  # type: ignore[arg-type]
+    async def _validation(request: Request, exc: ValidationError) -> Response:
+        message = validation_message(list(exc.errors(include_url=False)))  # type: ignore[arg-type]
+        return error_response(422, "invalid_request", message, request.url.path)
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> Response:
-        return error_response(
-            exc.status_code, HTTP_CODES.get(exc.status_code, "error"), str(exc.detail)
-        )
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        code = HTTP_CODES.get(exc.status_code, "error")
+        return error_response(exc.status_code, code, str(exc.detail), request.url.path)
 
     @app.exception_handler(Exception)
     async def _unknown(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error in %s %s", request.method, request.url.path)
-        return error_response(500, "internal", "internal server error")
+        return error_response(500, "internal", "internal server error", request.url.path)

@@ -31,7 +31,7 @@ class BodySizeLimit:
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            response = error_response(413, "resource_exhausted", self._message())
+            response = error_response(413, "resource_exhausted", self._message(), scope["path"])
             await response(scope, receive, send)
             return
         received = 0

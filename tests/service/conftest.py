@@ -13,6 +13,7 @@ from service.dataplane import DataPlane
 from service.repository import ModelRepository
 from service.rest import create_app
 from service.telemetry import Telemetry
+from tests.service.live import LiveService, live_service
 from tests.service.onnx_models import LinearModel, write_linear_model
 
 CLASSES = [f"thing-{i}" for i in range(10)]
@@ -73,3 +74,10 @@ def images() -> np.ndarray:
 @pytest.fixture(scope="session")
 def plane_repository(plane: DataPlane) -> ModelRepository:
     return plane.repository
+
+
+@pytest.fixture(scope="session")
+def live(repository_path: Path) -> Iterator[LiveService]:
+    """``python -m service`` (REST and gRPC) on free loopback ports, for the whole session."""
+    with live_service(repository_path, "--max-batch-size", str(MAX_BATCH)) as running:
+        yield running

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,10 +17,9 @@ from tests.service.live import LiveService, live_service, run_service
 from tests.service.onnx_models import LinearModel, write_linear_model
 
 
-@pytest.fixture(scope="module")
-def service(repository_path: Path) -> Iterator[LiveService]:
-    with live_service(repository_path, "--max-batch-size", "64") as running:
-        yield running
+@pytest.fixture
+def service(live: LiveService) -> LiveService:
+    return live
 
 
 def test_predict_and_loss_over_http(

@@ -1,9 +1,11 @@
-"""Benchmark: REST ``/predict`` against raw onnxruntime in-process (the ceiling), same run.
+"""Benchmark: the service's transports against raw onnxruntime in-process (the ceiling).
 
-Run ``.venv/bin/python -m bench.rest [--model-repository models]`` after ``make serve`` has
-built the default model. It starts ``python -m service`` on a free loopback port, times each
-path for several batch sizes (median of repeats, client and server on the same machine), and
-prints a Markdown table, plus what JSON encoding costs with orjson versus the standard library.
+Run ``.venv/bin/python -m bench.serving [--model-repository models]`` after ``make serve`` has
+built the default model. It starts ``python -m service`` on free loopback ports and times, for
+several batch sizes (median of repeats, client and server on the same machine): REST
+``/predict`` with JSON pixels and with base64 PNGs, the project's gRPC ``Predict`` with a
+uint8 tensor, and the Open Inference Protocol over REST with binary tensor data; plus what
+encoding the JSON response costs with orjson versus the standard library.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import orjson
 from PIL import Image
 
 from service.activations import softmax
+from service.client import GrpcClient
 from service.dataplane import DataPlane
 from service.repository import ModelRepository, ServedModel
 from service.telemetry import Telemetry
@@ -53,6 +56,7 @@ def png_base64(image: np.ndarray) -> str:
 
 def measure(
     http: httpx.Client,
+    grpc_client: GrpcClient,
     plane: DataPlane,
     session: ort.InferenceSession,
     model: ServedModel,
@@ -73,11 +77,25 @@ def measure(
     def post(body: str | bytes) -> None:
         http.post("/predict", content=body, headers=headers).raise_for_status()
 
+    v2_header = json.dumps({
+        "inputs": [{"name": model.input.name, "shape": list(images.shape), "datatype": "UINT8",
+                    "parameters": {"binary_data_size": images.nbytes}}],
+        "parameters": {"binary_data_output": True},
+    }).encode()  # fmt: skip
+    v2_body = v2_header + images.tobytes()
+    v2_headers = {"Inference-Header-Content-Length": str(len(v2_header))}
+
+    def post_v2() -> None:
+        url = f"/v2/models/{model.name}/infer"
+        http.post(url, content=v2_body, headers=v2_headers).raise_for_status()
+
     return {
         "ort": median_ms(lambda: softmax(session.run(None, feeds)[0]), repeats),
         "plane": median_ms(lambda: plane.predict(pixels, model=model.name), repeats),
         "json": median_ms(lambda: post(pixel_body), repeats),
         "png": median_ms(lambda: post(png_body), repeats),
+        "grpc": median_ms(lambda: grpc_client.predict(images, model=model.name), repeats),
+        "v2": median_ms(post_v2, repeats),
         "orjson": median_ms(
             lambda: orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY), repeats
         ),
@@ -106,20 +124,22 @@ def main() -> None:
     )
     print(
         "| batch | ORT in-process | data plane | REST JSON pixels | REST base64 PNG "
-        "| REST / ORT (JSON) | response JSON, orjson | response JSON, json |"
+        "| gRPC uint8 tensor | V2 REST binary | gRPC / ORT | response JSON, orjson "
+        "| response JSON, json |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     with (
         live_service(args.model_repository, "--max-batch-size", "4096") as service,
         httpx.Client(base_url=service.url, timeout=120) as http,
+        GrpcClient(f"127.0.0.1:{service.grpc_port}") as grpc_client,
     ):
         for batch in BATCHES:
             images = rng.integers(0, 256, (batch, *model.image_shape)).astype(np.uint8)
-            row = measure(http, plane, session, model, images, args.repeats)
+            row = measure(http, grpc_client, plane, session, model, images, args.repeats)
             print(
                 f"| {batch} | {row['ort']:.2f} | {row['plane']:.2f} | {row['json']:.2f} "
-                f"| {row['png']:.2f} | {row['json'] / row['ort']:.1f} | {row['orjson']:.3f} "
-                f"| {row['stdjson']:.3f} |"
+                f"| {row['png']:.2f} | {row['grpc']:.2f} | {row['v2']:.2f} "
+                f"| {row['grpc'] / row['ort']:.1f} | {row['orjson']:.3f} | {row['stdjson']:.3f} |"
             )
 
 

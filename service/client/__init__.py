@@ -1,0 +1,13 @@
+"""Typed clients of the project's own APIs, numpy in and numpy out.
+
+>>> from service.client import GrpcClient
+>>> with GrpcClient("127.0.0.1:50051") as client:          # doctest: +SKIP
+...     result = client.predict(images, top_k=3)
+...     result.probabilities.shape, result.top_k[0][0].label
+"""
+
+from service.client._grpc import GrpcClient
+from service.client._rest import RestClient, ServiceError
+from service.client._results import LossResult, PredictResult, TopClass
+
+__all__ = ["GrpcClient", "LossResult", "PredictResult", "RestClient", "ServiceError", "TopClass"]

@@ -1,0 +1,186 @@
+"""A typed client of the project's gRPC API (``cifar10.v1.Classifier``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from types import TracebackType
+from typing import Any
+
+import grpc
+import numpy as np
+import numpy.typing as npt
+
+from service._generated.cifar10.v1 import classifier_pb2 as pb
+from service._generated.cifar10.v1 import classifier_pb2_grpc as pb_grpc
+from service.client._results import FloatArray, LossResult, PredictResult, TopClass
+from service.grpc.converters import array_from_tensor, tensor_from_array
+
+__all__ = ["GrpcClient"]
+
+Images = npt.NDArray[np.generic] | Sequence[bytes]
+
+
+def _pixels_or_images(images: Images) -> dict[str, Any]:
+    if isinstance(images, np.ndarray):
+        pixels = images if images.dtype == np.uint8 else images.astype(np.float32)
+        return {"pixels": tensor_from_array(pixels)}
+    return {"images": pb.EncodedImages(images=list(images))}
+
+
+def _floats(message: Any, name: str) -> FloatArray:
+    return np.asarray(array_from_tensor(getattr(message, name), name), dtype=np.float32)
+
+
+def _array(message: Any, name: str) -> FloatArray | None:
+    return _floats(message, name) if message.HasField(name) else None
+
+
+def _metrics(response: pb.LossResponse) -> dict[str, float] | None:
+    if not response.HasField("metrics"):
+        return None
+    metrics = response.metrics
+    return {
+        "accuracy": metrics.accuracy,
+        "top_5_accuracy": metrics.top_5_accuracy,
+        "ece": metrics.ece,
+    }
+
+
+def _prediction(response: pb.PredictResponse) -> PredictResult:
+    return PredictResult(
+        model=response.model.name,
+        version=response.model.version,
+        activation=response.activation,
+        logits=_floats(response, "logits"),
+        probabilities=_array(response, "probabilities"),
+        log_probabilities=_array(response, "log_probabilities"),
+        top_k=[
+            [TopClass(int(c.class_id), c.label, float(c.score)) for c in row.classes]
+            for row in response.top_k
+        ],
+    )
+
+
+class GrpcClient:
+    """``GrpcClient("127.0.0.1:50051").predict(images)``: numpy in, numpy out."""
+
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        *,
+        timeout: float = 60.0,
+        max_message_bytes: int = 64 << 20,
+    ) -> None:
+        options = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ]
+        self._channel = grpc.insecure_channel(target, options=options)
+        self._stub = pb_grpc.ClassifierStub(self._channel)
+        self.timeout = timeout
+
+    def _request(
+        self, images: Images, model: str | None, version: str | int | None, activation: str,
+        temperature: float, top_k: int,
+    ) -> pb.PredictRequest:  # fmt: skip
+        return pb.PredictRequest(
+            model=model or "", version=str(version or ""), activation=activation,
+            temperature=temperature, top_k=top_k, **_pixels_or_images(images),
+        )  # fmt: skip
+
+    def predict(
+        self,
+        images: Images,
+        *,
+        model: str | None = None,
+        version: str | int | None = None,
+        activation: str = "softmax",
+        temperature: float = 1.0,
+        top_k: int = 0,
+    ) -> PredictResult:
+        """Pixels ``[N, H, W, C]`` (uint8 or float 0–255), or encoded PNG/JPEG files."""
+        request = self._request(images, model, version, activation, temperature, top_k)
+        return _prediction(self._stub.Predict(request, timeout=self.timeout))
+
+    def stream_predict(self, batches: Iterable[Images], **options: Any) -> Iterator[PredictResult]:
+        """One result per batch, over one stream (requests are sent as results come back)."""
+        defaults = {
+            "model": None,
+            "version": None,
+            "activation": "softmax",
+            "temperature": 1.0,
+            "top_k": 0,
+        }
+        settings = defaults | options
+        requests = (self._request(batch, **settings) for batch in batches)
+        for response in self._stub.StreamPredict(requests, timeout=self.timeout):
+            yield _prediction(response)
+
+    def loss(
+        self,
+        loss: str,
+        labels: npt.ArrayLike,
+        *,
+        logits: npt.ArrayLike | None = None,
+        probabilities: npt.ArrayLike | None = None,
+        images: Images | None = None,
+        model: str | None = None,
+        version: str | int | None = None,
+        reduction: str = "sum_over_batch_size",
+        sample_weight: npt.ArrayLike | None = None,
+        return_gradient: bool = False,
+        **options: Any,
+    ) -> LossResult:
+        """A Keras loss over a labelled batch; see ``service.losses.compute_loss``."""
+        label_array = np.asarray(labels)
+        label_array = label_array.astype(
+            np.int64 if label_array.dtype.kind in "iub" else np.float32
+        )
+        request = pb.LossRequest(
+            loss=loss, labels=tensor_from_array(label_array), model=model or "",
+            version=str(version or ""), reduction=reduction, return_gradient=return_gradient,
+        )  # fmt: skip
+        if logits is not None:
+            request.logits.CopyFrom(tensor_from_array(np.asarray(logits, np.float32)))
+        if probabilities is not None:
+            request.probabilities.CopyFrom(tensor_from_array(np.asarray(probabilities, np.float32)))
+        if images is not None:
+            for name, value in _pixels_or_images(images).items():
+                getattr(request, name).CopyFrom(value)
+        if sample_weight is not None:
+            request.sample_weight.CopyFrom(tensor_from_array(np.asarray(sample_weight, np.float32)))
+        for name, value in options.items():
+            if name == "alpha":
+                request.alpha.extend(np.atleast_1d(np.asarray(value, np.float32)).tolist())
+            elif value is not None:
+                setattr(request, name, value)
+        response = self._stub.Loss(request, timeout=self.timeout)
+        value = _floats(response, "value")
+        return LossResult(
+            loss=response.loss,
+            reduction=response.reduction,
+            value=float(value) if value.ndim == 0 else value,
+            per_sample=_floats(response, "per_sample"),
+            gradient=_array(response, "gradient"),
+            model=response.model.name if response.HasField("model") else None,
+            metrics=_metrics(response),
+        )  # fmt: skip
+
+    def list_models(self) -> dict[str, list[str]]:
+        """Model name → versions."""
+        response = self._stub.ListModels(pb.ListModelsRequest(), timeout=self.timeout)
+        return {m.name: list(m.versions) for m in response.models}
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> GrpcClient:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,139 @@
+"""A typed client of the project's REST API, with the same methods as the gRPC client."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+
+from service.client._results import LossResult, PredictResult, TopClass
+
+__all__ = ["RestClient", "ServiceError"]
+
+Images = npt.NDArray[np.generic] | Sequence[bytes]
+
+
+class ServiceError(RuntimeError):
+    """The service answered with an error body."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+
+def _images(images: Images) -> dict[str, Any]:
+    if isinstance(images, np.ndarray):
+        return {"instances": np.asarray(images).tolist()}
+    return {"images": [base64.b64encode(data).decode() for data in images]}
+
+
+def _optional(body: dict[str, Any], name: str) -> Any:
+    value = body.get(name)
+    return None if value is None else np.asarray(value, dtype=np.float32)
+
+
+class RestClient:
+    """``RestClient("http://127.0.0.1:8000").predict(images)``: numpy in, numpy out."""
+
+    def __init__(self, url: str = "http://127.0.0.1:8000", *, timeout: float = 60.0) -> None:
+        self._http = httpx.Client(base_url=url, timeout=timeout)
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = self._http.post(path, json=body)
+        payload: dict[str, Any] = response.json()
+        if response.status_code != 200:
+            error = payload.get("error", {})
+            raise ServiceError(
+                response.status_code, error.get("code", ""), error.get("message", "")
+            )
+        return payload
+
+    def predict(
+        self,
+        images: Images,
+        *,
+        model: str | None = None,
+        version: str | int | None = None,
+        activation: str = "softmax",
+        temperature: float = 1.0,
+        top_k: int = 0,
+    ) -> PredictResult:
+        """Pixels ``[N, H, W, C]`` (0–255), or encoded PNG/JPEG files."""
+        body = {"model": model, "version": version, "activation": activation,
+                "temperature": temperature, "top_k": top_k, **_images(images)}  # fmt: skip
+        got = self._post("/predict", {k: v for k, v in body.items() if v is not None})
+        return PredictResult(
+            model=got["model"]["name"],
+            version=got["model"]["version"],
+            activation=got["activation"],
+            logits=np.asarray(got["logits"], dtype=np.float32),
+            probabilities=_optional(got, "probabilities"),
+            log_probabilities=_optional(got, "log_probabilities"),
+            top_k=[[TopClass(**c) for c in row] for row in got.get("top_k", [])],
+        )
+
+    def loss(
+        self,
+        loss: str,
+        labels: npt.ArrayLike,
+        *,
+        logits: npt.ArrayLike | None = None,
+        probabilities: npt.ArrayLike | None = None,
+        images: Images | None = None,
+        model: str | None = None,
+        version: str | int | None = None,
+        reduction: str = "sum_over_batch_size",
+        sample_weight: npt.ArrayLike | None = None,
+        return_gradient: bool = False,
+        **options: Any,
+    ) -> LossResult:
+        """A Keras loss over a labelled batch; see ``service.losses.compute_loss``."""
+        body: dict[str, Any] = {
+            "loss": loss, "labels": np.asarray(labels).tolist(), "model": model, "version": version,
+            "reduction": reduction, "return_gradient": return_gradient, **options,
+        }  # fmt: skip
+        for name, value in (
+            ("logits", logits),
+            ("probabilities", probabilities),
+            ("sample_weight", sample_weight),
+        ):
+            if value is not None:
+                body[name] = np.asarray(value, dtype=np.float32).tolist()
+        if images is not None:
+            body |= _images(images)
+        got = self._post("/loss", {k: v for k, v in body.items() if v is not None})
+        value = got["value"]
+        return LossResult(
+            loss=got["loss"],
+            reduction=got["reduction"],
+            value=float(value) if not isinstance(value, list) else np.asarray(value, np.float32),
+            per_sample=np.asarray(got["per_sample"], dtype=np.float32),
+            gradient=_optional(got, "gradient"),
+            model=got["model"]["name"] if "model" in got else None,
+            metrics=got.get("metrics"),
+        )
+
+    def list_models(self) -> dict[str, list[str]]:
+        """Model name → versions."""
+        response = self._http.get("/models")
+        response.raise_for_status()
+        return {m["name"]: m["versions"] for m in response.json()["models"]}
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> RestClient:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()

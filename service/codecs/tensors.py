@@ -1,0 +1,97 @@
+"""Open Inference Protocol tensors ↔ numpy: datatypes, raw little-endian bytes, value lists."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from service.errors import InvalidInputError
+
+__all__ = ["DATATYPES", "datatype_of", "from_bytes", "from_values", "to_bytes"]
+
+DATATYPES: dict[str, np.dtype[np.generic]] = {
+    name: np.dtype(dtype).newbyteorder("<")
+    for name, dtype in {
+        "BOOL": np.bool_,
+        "UINT8": np.uint8,
+        "UINT16": np.uint16,
+        "UINT32": np.uint32,
+        "UINT64": np.uint64,
+        "INT8": np.int8,
+        "INT16": np.int16,
+        "INT32": np.int32,
+        "INT64": np.int64,
+        "FP16": np.float16,
+        "FP32": np.float32,
+        "FP64": np.float64,
+    }.items()
+}
+"""Numeric protocol datatypes (BYTES is not a numeric tensor and is not accepted here)."""
+
+
+def _dtype(datatype: str, field: str) -> np.dtype[np.generic]:
+    try:
+        return DATATYPES[datatype]
+    except KeyError:
+        raise InvalidInputError(
+            f"{field}: datatype {datatype!r} is not supported (use one of {', '.join(DATATYPES)})",
+            field=field,
+        ) from None
+
+
+def _shape(shape: Sequence[int], field: str) -> tuple[int, ...]:
+    if any(not isinstance(d, int) or isinstance(d, bool) or d < 0 for d in shape):
+        raise InvalidInputError(
+            f"{field}: shape must be non-negative integers, got {list(shape)}", field=field
+        )
+    return tuple(shape)
+
+
+def from_bytes(
+    raw: bytes, datatype: str, shape: Sequence[int], field: str
+) -> npt.NDArray[np.generic]:
+    """Row-major little-endian elements → an array of ``shape``."""
+    dtype, dims = _dtype(datatype, field), _shape(shape, field)
+    expected = math.prod(dims) * dtype.itemsize
+    if len(raw) != expected:
+        raise InvalidInputError(
+            f"{field}: {len(raw)} bytes of data for shape {list(dims)} {datatype} "
+            f"({expected} bytes expected)",
+            field=field,
+        )
+    return np.frombuffer(raw, dtype=dtype).reshape(dims)
+
+
+def from_values(
+    values: object, datatype: str, shape: Sequence[int], field: str
+) -> npt.NDArray[np.generic]:
+    """Flat or nested values (JSON ``data``, typed protobuf contents) → an array of ``shape``."""
+    dtype, dims = _dtype(datatype, field), _shape(shape, field)
+    try:
+        array = np.asarray(values, dtype=dtype)
+    except (ValueError, TypeError, OverflowError):
+        raise InvalidInputError(
+            f"{field}: data must be numbers of datatype {datatype}", field=field
+        ) from None
+    if array.size != math.prod(dims):
+        raise InvalidInputError(
+            f"{field}: {array.size} values for shape {list(dims)} ({math.prod(dims)} expected)",
+            field=field,
+        )
+    return array.reshape(dims)
+
+
+def datatype_of(array: npt.NDArray[np.generic]) -> str:
+    """The protocol datatype name of a numeric array."""
+    for name, dtype in DATATYPES.items():
+        if array.dtype == dtype:
+            return name
+    raise ValueError(f"no protocol datatype for {array.dtype}")
+
+
+def to_bytes(array: npt.NDArray[np.generic]) -> bytes:
+    """Row-major little-endian bytes of ``array``."""
+    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()

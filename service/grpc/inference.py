@@ -1,0 +1,66 @@
+"""The Open Inference Protocol's gRPC service (``inference.GRPCInferenceService``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from service import oip
+from service._generated.inference import grpc_predict_v2_pb2 as v2
+from service._generated.inference import grpc_predict_v2_pb2_grpc as v2_grpc
+from service.dataplane import DataPlane
+from service.grpc._typing import Context
+from service.grpc.converters import infer_request_from_proto, infer_response_to_proto
+
+__all__ = ["EXTENSIONS", "InferenceServicer"]
+
+EXTENSIONS: list[str] = []
+
+
+class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
+    """Health, metadata and inference, as the protocol specifies them."""
+
+    def __init__(self, plane: DataPlane) -> None:
+        self.plane = plane
+
+    async def ServerLive(
+        self, request: v2.ServerLiveRequest, context: Context
+    ) -> v2.ServerLiveResponse:
+        return v2.ServerLiveResponse(live=self.plane.live())
+
+    async def ServerReady(
+        self, request: v2.ServerReadyRequest, context: Context
+    ) -> v2.ServerReadyResponse:
+        return v2.ServerReadyResponse(ready=self.plane.ready())
+
+    async def ModelReady(
+        self, request: v2.ModelReadyRequest, context: Context
+    ) -> v2.ModelReadyResponse:
+        return v2.ModelReadyResponse(
+            ready=oip.model_ready(self.plane, request.name, request.version)
+        )
+
+    async def ServerMetadata(
+        self, request: v2.ServerMetadataRequest, context: Context
+    ) -> v2.ServerMetadataResponse:
+        return v2.ServerMetadataResponse(**oip.server_metadata(EXTENSIONS))
+
+    async def ModelMetadata(
+        self, request: v2.ModelMetadataRequest, context: Context
+    ) -> v2.ModelMetadataResponse:
+        metadata = oip.model_metadata(self.plane, request.name, request.version)
+        tensor = v2.ModelMetadataResponse.TensorMetadata
+        return v2.ModelMetadataResponse(
+            name=metadata["name"],
+            versions=metadata["versions"],
+            platform=metadata["platform"],
+            inputs=[tensor(**t) for t in metadata["inputs"]],
+            outputs=[tensor(**t) for t in metadata["outputs"]],
+        )
+
+    def _infer(self, request: v2.ModelInferRequest) -> v2.ModelInferResponse:
+        return infer_response_to_proto(oip.infer(self.plane, infer_request_from_proto(request)))
+
+    async def ModelInfer(
+        self, request: v2.ModelInferRequest, context: Context
+    ) -> v2.ModelInferResponse:
+        return await asyncio.to_thread(self._infer, request)

@@ -1,0 +1,80 @@
+"""The gRPC server: both APIs, the standard health service, reflection, one interceptor."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import descriptor_pool
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2
+
+from service._generated._pool import POOL
+from service._generated.cifar10.v1 import classifier_pb2, classifier_pb2_grpc
+from service._generated.inference import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc
+from service.dataplane import DataPlane
+from service.grpc.classifier import ClassifierServicer
+from service.grpc.errors import ErrorInterceptor
+from service.grpc.inference import InferenceServicer
+
+__all__ = ["GrpcServer"]
+
+SERVICES = (
+    classifier_pb2.DESCRIPTOR.services_by_name["Classifier"].full_name,
+    grpc_predict_v2_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,
+)
+
+
+def _reflection_pool() -> descriptor_pool.DescriptorPool:
+    """The generated messages' pool, completed with the health and reflection services so
+    that reflection can describe every service this server offers."""
+    for module in (health_pb2, reflection_pb2):
+        try:
+            POOL.FindFileByName(module.DESCRIPTOR.name)
+        except KeyError:
+            POOL.AddSerializedFile(module.DESCRIPTOR.serialized_pb)
+    return POOL
+
+
+class GrpcServer:
+    """A ``grpc.aio`` server whose health status follows the data plane's readiness."""
+
+    def __init__(self, plane: DataPlane, *, host: str, port: int, max_message_bytes: int) -> None:
+        self.server = grpc.aio.server(
+            interceptors=[ErrorInterceptor(plane.telemetry)],
+            options=[
+                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.max_send_message_length", max_message_bytes),
+            ],
+        )
+        classifier_pb2_grpc.add_ClassifierServicer_to_server(ClassifierServicer(plane), self.server)
+        grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+            InferenceServicer(plane), self.server
+        )
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME),
+            self.server,
+            pool=_reflection_pool(),
+        )
+        self.port = self.server.add_insecure_port(f"{host}:{port}")
+        if self.port == 0:
+            raise OSError(f"cannot bind gRPC to {host}:{port}")
+
+    async def start(self) -> None:
+        """Listen; health reports NOT_SERVING until :meth:`set_serving`."""
+        await self._set(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.start()
+
+    async def set_serving(self, serving: bool) -> None:
+        """Report SERVING (or NOT_SERVING) for the server and each service."""
+        status = health_pb2.HealthCheckResponse
+        await self._set(status.SERVING if serving else status.NOT_SERVING)
+
+    async def _set(self, status: int) -> None:
+        for name in ("", *SERVICES):
+            await self.health.set(name, status)
+
+    async def stop(self, grace: float) -> None:
+        """Stop accepting calls and let running ones finish for ``grace`` seconds."""
+        await self.set_serving(False)
+        await self.server.stop(grace)

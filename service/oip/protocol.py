@@ -1,0 +1,160 @@
+"""Open Inference Protocol semantics over the data plane: metadata, readiness and inference.
+
+Outputs offered for every model: the model's own output (``logits``) and ``probabilities``,
+computed by the server with the activation chosen by the request parameter ``activation``
+(``softmax`` by default, or ``sigmoid``/``log_softmax``; with ``log_softmax`` the
+``probabilities`` output holds log-probabilities). ``temperature`` is also a request parameter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from service import __version__
+from service.codecs import pixel_batch
+from service.codecs.tensors import datatype_of
+from service.dataplane import DataPlane
+from service.errors import InvalidInputError
+from service.types import PredictOptions
+
+__all__ = [
+    "PROBABILITIES",
+    "InferInput",
+    "InferOutput",
+    "InferRequest",
+    "InferResponse",
+    "RequestedOutput",
+    "infer",
+    "model_metadata",
+    "model_ready",
+    "server_metadata",
+]
+
+SERVER_NAME = "cifar10-inference-service"
+PLATFORM = "onnxruntime_onnx"
+PROBABILITIES = "probabilities"
+PARAMETER_ACTIVATIONS = ("softmax", "sigmoid", "log_softmax")
+
+
+@dataclass(frozen=True)
+class InferInput:
+    name: str
+    data: npt.NDArray[np.generic]
+
+
+@dataclass(frozen=True)
+class RequestedOutput:
+    name: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    model: str
+    version: str | None
+    inputs: list[InferInput]
+    outputs: list[RequestedOutput] = field(default_factory=list)
+    """Empty: every output."""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class InferOutput:
+    name: str
+    data: npt.NDArray[np.generic]
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def datatype(self) -> str:
+        return datatype_of(self.data)
+
+
+@dataclass(frozen=True)
+class InferResponse:
+    model_name: str
+    model_version: str
+    id: str
+    outputs: list[InferOutput]
+
+
+def server_metadata(extensions: list[str]) -> dict[str, Any]:
+    """``GET /v2`` / ``ServerMetadata``."""
+    return {"name": SERVER_NAME, "version": __version__, "extensions": extensions}
+
+
+def model_ready(plane: DataPlane, name: str, version: str | None) -> bool:
+    """Whether the model (version) exists and the service is ready; unknown → NotFoundError."""
+    plane.model(name, version or None)
+    return plane.ready()
+
+
+def model_metadata(plane: DataPlane, name: str, version: str | None) -> dict[str, Any]:
+    """``GET /v2/models/{name}[/versions/{v}]`` / ``ModelMetadata``."""
+    model = plane.model(name, version or None)
+    classes = model.num_classes
+    outputs = [(model.output.name, [-1, classes]), (PROBABILITIES, [-1, classes])]
+    return {
+        "name": model.name,
+        "versions": [str(v) for v in plane.repository.versions(model.name)],
+        "platform": PLATFORM,
+        "inputs": [
+            {
+                "name": model.input.name,
+                "datatype": model.input.datatype,
+                "shape": list(model.input.shape),
+            }
+        ],
+        "outputs": [{"name": n, "datatype": "FP32", "shape": s} for n, s in outputs],
+    }
+
+
+def _options(parameters: dict[str, Any]) -> PredictOptions:
+    activation = parameters.get("activation", "softmax")
+    if activation not in PARAMETER_ACTIVATIONS:
+        raise InvalidInputError(
+            f"parameter activation must be one of {', '.join(PARAMETER_ACTIVATIONS)}, "
+            f"got {activation!r}",
+            field="activation",
+        )
+    temperature = parameters.get("temperature", 1.0)
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float):
+        raise InvalidInputError("parameter temperature must be a number", field="temperature")
+    return PredictOptions(activation=activation, temperature=float(temperature))
+
+
+def infer(plane: DataPlane, request: InferRequest) -> InferResponse:
+    """Run the model on the request's one image input and return the requested outputs."""
+    model = plane.model(request.model, request.version or None)
+    if len(request.inputs) != 1 or request.inputs[0].name != model.input.name:
+        names = [i.name for i in request.inputs]
+        raise InvalidInputError(
+            f"model {model.name} takes one input named {model.input.name!r}, got {names}",
+            field="inputs",
+        )
+    data = request.inputs[0].data
+    if data.dtype.kind not in "uif":
+        raise InvalidInputError(
+            f"input {model.input.name!r} must be numeric pixel values", field="inputs"
+        )
+    plane.check_batch(len(data) if data.ndim else 0, "inputs")
+    images = pixel_batch(data, model.image_shape, field=f"input {model.input.name!r}")
+    available = (model.output.name, PROBABILITIES)
+    wanted = [o.name for o in request.outputs] or list(available)
+    unknown = [name for name in wanted if name not in available]
+    if unknown:
+        raise InvalidInputError(
+            f"unknown output {unknown[0]!r} (model {model.name} offers {', '.join(available)})",
+            field="outputs",
+        )
+    prediction = plane.predict(
+        images, model=model.name, version=model.version, options=_options(request.parameters)
+    )
+    values = {model.output.name: prediction.logits, PROBABILITIES: prediction.scores}
+    parameters = {o.name: o.parameters for o in request.outputs}
+    outputs = [InferOutput(name, values[name], parameters.get(name, {})) for name in wanted]  # type: ignore[arg-type]
+    return InferResponse(model.name, str(model.version), request.id, outputs)

@@ -1,0 +1,228 @@
+"""The project's own gRPC API, health and reflection against the real server."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from PIL import Image
+
+from service.client import GrpcClient, RestClient
+from tests.service.conftest import MAX_BATCH
+from tests.service.live import LiveService
+from tests.service.onnx_models import LinearModel
+
+
+def png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def grpc_client(live: LiveService) -> Iterator[GrpcClient]:
+    with GrpcClient(f"127.0.0.1:{live.grpc_port}") as client:
+        yield client
+
+
+def test_predict_matches_rest(
+    live: LiveService,
+    grpc_client: GrpcClient,
+    images: np.ndarray,
+    references: dict[tuple[str, int], LinearModel],
+) -> None:
+    by_grpc = grpc_client.predict(images, model="cifar10", top_k=3)
+    with RestClient(live.url) as rest:
+        by_rest = rest.predict(images, model="cifar10", top_k=3)
+    np.testing.assert_allclose(
+        by_grpc.logits, references[("cifar10", 2)].logits(images), rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_array_equal(by_grpc.logits, by_rest.logits)
+    np.testing.assert_array_equal(by_grpc.probabilities, by_rest.probabilities)
+    assert by_grpc.top_k == by_rest.top_k
+    assert (by_grpc.model, by_grpc.version) == ("cifar10", "2")
+
+
+def test_predict_input_forms(grpc_client: GrpcClient, images: np.ndarray) -> None:
+    as_uint8 = grpc_client.predict(images, model="cifar10")
+    as_float = grpc_client.predict(images.astype(np.float32), model="cifar10")
+    as_png = grpc_client.predict([png(i) for i in images], model="cifar10")
+    np.testing.assert_array_equal(as_uint8.logits, as_float.logits)
+    np.testing.assert_allclose(as_png.logits, as_float.logits, rtol=1e-6)
+    logs = grpc_client.predict(images, model="cifar10", activation="log_softmax", version=1)
+    assert logs.probabilities is None
+    assert logs.log_probabilities is not None
+    assert logs.version == "1"
+
+
+def test_stream_predict_answers_each_batch_in_order(
+    grpc_client: GrpcClient, images: np.ndarray
+) -> None:
+    batches = [images[:1], images[1:3], images[3:]]
+    results = list(grpc_client.stream_predict(batches, model="cifar10"))
+    assert [len(r.logits) for r in results] == [1, 2, 2]
+    np.testing.assert_array_equal(
+        np.concatenate([r.logits for r in results]),
+        grpc_client.predict(images, model="cifar10").logits,
+    )
+
+
+def test_loss_matches_rest(live: LiveService, grpc_client: GrpcClient, images: np.ndarray) -> None:
+    rng = np.random.default_rng(9)
+    logits = rng.normal(size=(6, 10)).astype(np.float32)
+    labels = rng.integers(0, 10, 6)
+    options = {"reduction": "sum", "return_gradient": True, "label_smoothing": 0.1}
+    with RestClient(live.url) as rest:
+        for name in ("categorical_crossentropy", "categorical_focal_crossentropy"):
+            by_grpc = grpc_client.loss(name, labels, logits=logits, **options)
+            by_rest = rest.loss(name, labels, logits=logits, **options)
+            assert by_grpc.value == pytest.approx(by_rest.value, rel=1e-7)
+            np.testing.assert_array_equal(by_grpc.gradient, by_rest.gradient)
+        on_images = grpc_client.loss(
+            "sparse_categorical_crossentropy", [1, 2, 3, 4, 5], images=images, model="cifar10"
+        )
+        same_on_rest = rest.loss(
+            "sparse_categorical_crossentropy", [1, 2, 3, 4, 5], images=images, model="cifar10"
+        )
+    assert on_images.metrics == pytest.approx(same_on_rest.metrics)
+    assert on_images.value == pytest.approx(same_on_rest.value, rel=1e-6)
+    assert on_images.model == "cifar10"
+    alpha = grpc_client.loss(
+        "categorical_focal_crossentropy", labels, logits=logits, alpha=[0.1] * 10, reduction="none"
+    )
+    assert isinstance(alpha.value, np.ndarray)
+    assert alpha.value.shape == (6,)
+
+
+def test_list_models(grpc_client: GrpcClient) -> None:
+    assert grpc_client.list_models() == {"cifar10": ["1", "2"], "xy": ["1"]}
+
+
+def test_large_batches_exceed_grpc_default_message_size(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """342 float32 images are already over gRPC's 4 MiB default; the server accepts 64 MiB."""
+    from tests.service.live import live_service
+    from tests.service.onnx_models import write_linear_model
+
+    root = tmp_path_factory.mktemp("big")
+    write_linear_model(root / "m" / "1" / "model.onnx")
+    pixels = np.random.default_rng(0).uniform(0, 255, (400, 32, 32, 3)).astype(np.float32)
+    with live_service(root) as service, GrpcClient(f"127.0.0.1:{service.grpc_port}") as client:
+        assert client.predict(pixels).logits.shape == (400, 10)
+
+
+@pytest.mark.parametrize(
+    ("call", "code", "fragment"),
+    [
+        (
+            lambda c, x: c.predict(x, model="nope"),
+            grpc.StatusCode.NOT_FOUND,
+            "model 'nope' is not served",
+        ),
+        (
+            lambda c, x: c.predict(x, model="cifar10", version=7),
+            grpc.StatusCode.NOT_FOUND,
+            "no version 7",
+        ),
+        (
+            lambda c, x: c.predict(x[:, :16], model="cifar10"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "pixels must have shape [N, 32, 32, 3]",
+        ),
+        (
+            lambda c, x: c.predict([b"not an image"], model="cifar10"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "images[0]",
+        ),
+        (
+            lambda c, x: c.predict(x, model="cifar10", activation="relu"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "activation must be one of",
+        ),
+        (
+            lambda c, x: c.predict(np.zeros((MAX_BATCH + 1, 32, 32, 3), np.uint8), model="cifar10"),
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "limit",
+        ),
+        (
+            lambda c, x: c.loss("kld", [0], logits=[[1.0, 2.0]]),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "unknown loss 'kld'",
+        ),
+        (
+            lambda c, x: c.loss("hinge", [[1.0]]),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "give one of logits",
+        ),
+        (
+            lambda c, x: c.loss("sparse_categorical_crossentropy", [5], logits=[[1.0, 2.0]]),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "class-id labels must lie in [0, 2)",
+        ),
+    ],
+)
+def test_error_status_codes(
+    grpc_client: GrpcClient, images: np.ndarray, call, code: grpc.StatusCode, fragment: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        call(grpc_client, images)
+    assert caught.value.code() == code
+    assert fragment in str(caught.value.details())
+
+
+def test_malformed_tensor_is_invalid_argument(live: LiveService) -> None:
+    from service._generated.cifar10.v1 import classifier_pb2 as pb
+    from service._generated.cifar10.v1 import classifier_pb2_grpc as pb_grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{live.grpc_port}") as channel:
+        stub = pb_grpc.ClassifierStub(channel)
+        bad = pb.Tensor(shape=[1, 32, 32, 3], dtype=pb.FLOAT32, data=b"\x00" * 10)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.Predict(pb.PredictRequest(model="cifar10", pixels=bad))
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "10 bytes of data for shape [1, 32, 32, 3]" in str(caught.value.details())
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.Predict(pb.PredictRequest(model="cifar10"))
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert httpx.get(f"{live.url}/health/ready").status_code == 200
+
+
+def test_health_reports_serving(live: LiveService) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{live.grpc_port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "cifar10.v1.Classifier", "inference.GRPCInferenceService"):
+            response = stub.Check(health_pb2.HealthCheckRequest(service=service))  # type: ignore[attr-defined]
+            assert response.status == health_pb2.HealthCheckResponse.SERVING
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.Check(health_pb2.HealthCheckRequest(service="no.such.Service"))  # type: ignore[attr-defined]
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_reflection_lists_and_describes_services(live: LiveService) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{live.grpc_port}") as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        requests = [
+            reflection_pb2.ServerReflectionRequest(list_services=""),
+            reflection_pb2.ServerReflectionRequest(
+                file_containing_symbol="inference.GRPCInferenceService"
+            ),
+            reflection_pb2.ServerReflectionRequest(file_containing_symbol="cifar10.v1.Classifier"),
+            reflection_pb2.ServerReflectionRequest(file_containing_symbol="grpc.health.v1.Health"),
+        ]
+        listed, *files = list(stub.ServerReflectionInfo(iter(requests)))  # type: ignore[operator]
+    names = {s.name for s in listed.list_services_response.service}
+    assert {
+        "cifar10.v1.Classifier",
+        "inference.GRPCInferenceService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    } <= names
+    for response in files:
+        assert response.file_descriptor_response.file_descriptor_proto, response
