@@ -17,6 +17,16 @@ import httpx
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _die_with_parent() -> None:
+    """In the child: receive SIGTERM when the test process dies, even if it crashes before
+    its fixtures tear down (Linux; elsewhere the fixtures' own clean-up is all there is)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -44,7 +54,7 @@ def live_service(repository: Path, *extra: str, timeout: float = 60.0) -> Iterat
     ]  # fmt: skip
     process = subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        env=dict(os.environ, PYTHONUNBUFFERED="1"), preexec_fn=_die_with_parent,
     )  # fmt: skip
     service = LiveService(process, http_port, grpc_port)
     try:
