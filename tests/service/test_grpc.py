@@ -226,3 +226,51 @@ def test_reflection_lists_and_describes_services(live: LiveService) -> None:
     } <= names
     for response in files:
         assert response.file_descriptor_response.file_descriptor_proto, response
+
+
+def test_v2_grpc_accepts_typed_contents(
+    live: LiveService, images: np.ndarray, references: dict[tuple[str, int], LinearModel]
+) -> None:
+    """tritonclient sends raw_input_contents; the protocol also allows typed contents."""
+    from service._generated.inference import grpc_predict_v2_pb2 as v2
+    from service._generated.inference import grpc_predict_v2_pb2_grpc as v2_grpc
+
+    expected = references[("cifar10", 2)].logits(images)
+    with grpc.insecure_channel(f"127.0.0.1:{live.grpc_port}") as channel:
+        stub = v2_grpc.GRPCInferenceServiceStub(channel)
+        for datatype, field in (
+            ("FP32", "fp32_contents"),
+            ("UINT8", "uint_contents"),
+            ("INT64", "int64_contents"),
+        ):
+            tensor = v2.ModelInferRequest.InferInputTensor(
+                name="images", datatype=datatype, shape=list(images.shape)
+            )
+            getattr(tensor.contents, field).extend(images.ravel().tolist())
+            response = stub.ModelInfer(
+                v2.ModelInferRequest(
+                    model_name="cifar10",
+                    inputs=[tensor],
+                    outputs=[v2.ModelInferRequest.InferRequestedOutputTensor(name="logits")],
+                )
+            )
+            (output,) = response.outputs
+            assert (output.name, output.datatype, list(output.shape)) == ("logits", "FP32", [5, 10])
+            assert not output.HasField("contents")
+            logits = np.frombuffer(response.raw_output_contents[0], dtype="<f4").reshape(5, 10)
+            np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
+
+        tensor = v2.ModelInferRequest.InferInputTensor(
+            name="images", datatype="FP32", shape=[1, 32, 32, 3]
+        )
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ModelInfer(
+                v2.ModelInferRequest(
+                    model_name="cifar10", inputs=[tensor], raw_input_contents=[b"", b""]
+                )
+            )
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "raw_input_contents has 2 entries for 1 inputs" in str(caught.value.details())
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ModelReady(v2.ModelReadyRequest(name="nope"))
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
