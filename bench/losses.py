@@ -10,9 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
-import time
-from collections.abc import Callable
 from datetime import date
 
 import numpy as np
@@ -21,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
 import tensorflow as tf
 
+from bench._timing import median_ms
 from service.losses import compute_loss
 
 SHAPES = [(4096, 10), (4096, 1000)]
@@ -29,16 +27,6 @@ LOSSES = {
     "binary_crossentropy": keras.losses.BinaryCrossentropy,
     "binary_focal_crossentropy": keras.losses.BinaryFocalCrossentropy,
 }
-
-
-def median_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up (tracing, caches)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 def inputs(name: str, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -16,9 +16,6 @@ import io
 import json
 import os
 import platform
-import statistics
-import time
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -28,6 +25,7 @@ import onnxruntime as ort
 import orjson
 from PIL import Image
 
+from bench._timing import median_ms
 from service.activations import softmax
 from service.client import GrpcClient
 from service.dataplane import DataPlane
@@ -36,16 +34,6 @@ from service.telemetry import Telemetry
 from tests.service.live import live_service
 
 BATCHES = (1, 32, 256)
-
-
-def median_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 def png_base64(image: np.ndarray) -> str:

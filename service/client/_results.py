@@ -7,16 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from service.types import TopClass
+
 __all__ = ["LossResult", "PredictResult", "TopClass"]
 
 FloatArray = npt.NDArray[np.float32]
-
-
-@dataclass(frozen=True)
-class TopClass:
-    class_id: int
-    label: str
-    score: float
 
 
 @dataclass(frozen=True)
