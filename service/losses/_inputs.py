@@ -32,10 +32,6 @@ class Predictions:
     """Shape as given (``[N]`` is accepted for one-output binary models)."""
 
     @property
-    def field(self) -> str:
-        return "logits" if self.from_logits else "probabilities"
-
-    @property
     def num_classes(self) -> int:
         return int(self.values.shape[1])
 
