@@ -18,7 +18,6 @@ import numpy.typing as npt
 from service.errors import InvalidInputError
 
 __all__ = [
-    "ACTIVATIONS",
     "log_sigmoid",
     "log_softmax",
     "normalized_logits",
@@ -121,13 +120,3 @@ def normalized_logits(x: npt.ArrayLike, axis: int = -1) -> FloatArray:
         return np.where(total == 0, uniform, shifted / np.where(total == 0, 1, total)).astype(
             np.float32, copy=False
         )
-
-
-ACTIVATIONS = {
-    "softmax": softmax,
-    "log_softmax": log_softmax,
-    "sigmoid": sigmoid,
-    "log_sigmoid": log_sigmoid,
-    "normalized_logits": normalized_logits,
-}
-"""Activations by name, as selected by callers of the service."""
