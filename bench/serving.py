@@ -1,134 +1,222 @@
-"""Benchmark: the service's transports against raw onnxruntime in-process (the ceiling).
+"""Benchmark: the service under load, against the in-process onnxruntime ceiling and MLServer
+on the same ONNX file, all measured in the same run on this machine.
 
-Run ``.venv/bin/python -m bench.serving [--model-repository models]`` after ``make serve`` has
-built the default model. It starts ``python -m service`` on free loopback ports and times, for
-several batch sizes (median of repeats, client and server on the same machine): REST
-``/predict`` with JSON pixels and with base64 PNGs, the project's gRPC ``Predict`` with a
-uint8 tensor, and the Open Inference Protocol over REST with binary tensor data; plus what
-encoding the JSON response costs with orjson versus the standard library.
+``make bench`` runs it (or ``.venv/bin/python -m bench.serving`` after ``make serve`` has built
+the default model). It starts ``python -m service`` as its own process and drives it with h2load
+at each concurrency over five paths, one 32×32 image per request, with batching on and off; then
+the same against MLServer (installed into ``.bench/`` on first use), and against nginx null
+endpoints (what the load generator alone drives). Output: a Markdown table on stdout and in
+``runs/bench/serving.md``, the numbers in ``runs/bench/serving.json``, and a plot in
+``docs/images/serving-benchmark.png``.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import io
 import json
 import os
 import platform
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import httpx
 import numpy as np
 import onnxruntime as ort
-import orjson
-from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
-from bench._timing import median_ms
-from service.activations import softmax
-from service.client import GrpcClient
-from service.dataplane import DataPlane
-from service.repository import ModelRepository, ServedModel
-from service.telemetry import Telemetry
-from tests.service.live import live_service
+from bench.ceiling import Ceiling, measure_ceiling
+from bench.loadgen import GRPC_HEADERS, LoadResult, grpc_frame, h2load, require
+from bench.null import running_null
+from bench.peer import MLSERVER_BATCHING, running_mlserver
+from bench.plot import plot
+from service._generated.inference import grpc_predict_v2_pb2 as v2
+from service.launcher import REPO, running_service
 
-BATCHES = (1, 32, 256)
+__all__ = ["main"]
 
-
-def png_base64(image: np.ndarray) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
+IMAGE = REPO / "examples" / "images" / "ring.png"
+GRPC_V2 = "/inference.GRPCInferenceService/ModelInfer"
 
 
-def measure(
-    http: httpx.Client,
-    grpc_client: GrpcClient,
-    plane: DataPlane,
-    session: ort.InferenceSession,
-    model: ServedModel,
-    images: np.ndarray,
-    repeats: int,
-) -> dict[str, float]:
-    """Each path's median time for one batch of ``images``."""
-    pixels = images.astype(np.float32)
-    feeds = {model.input.name: pixels}
-    pixel_body = orjson.dumps(
-        {"instances": images, "model": model.name}, option=orjson.OPT_SERIALIZE_NUMPY
+@dataclass(frozen=True)
+class Route:
+    """One way of asking for a prediction of one image."""
+
+    name: str
+    grpc: bool
+    path: str
+    body: bytes
+    headers: dict[str, str]
+    peer: str | None
+    """The MLServer route compared against (``None``: it has none like it)."""
+
+
+@dataclass(frozen=True)
+class Row:
+    server: str
+    route: str
+    batching: str
+    concurrency: int
+    result: LoadResult
+
+
+def routes(model: str, image_file: Path) -> list[Route]:
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(image_file).convert("RGB"), dtype=np.uint8)[None]
+    shape = list(pixels.shape)
+    infer = f"/v2/models/{model}/infer"
+    request = v2.ModelInferRequest(model_name=model)
+    request.inputs.add(name="images", datatype="UINT8", shape=shape)
+    request.raw_input_contents.append(pixels.tobytes())
+    binary_header = json.dumps({"inputs": [{
+        "name": "images", "shape": shape, "datatype": "UINT8",
+        "parameters": {"binary_data_size": pixels.nbytes},
+    }]}).encode()  # fmt: skip
+    v2_json = json.dumps({"inputs": [{
+        "name": "images", "shape": shape, "datatype": "UINT8", "data": pixels.ravel().tolist(),
+    }]}).encode()  # fmt: skip
+    json_headers = {"content-type": "application/json"}
+    png = base64.b64encode(image_file.read_bytes()).decode()
+    return [
+        Route("V2 gRPC raw", True, GRPC_V2, grpc_frame(request.SerializeToString()),
+              GRPC_HEADERS, "V2 gRPC raw"),
+        Route("V2 REST binary", False, infer, binary_header + pixels.tobytes(),
+              {"Inference-Header-Content-Length": str(len(binary_header)),
+               "content-type": "application/octet-stream"}, "V2 REST JSON"),
+        Route("V2 REST JSON", False, infer, v2_json, json_headers, "V2 REST JSON"),
+        Route("/predict JSON", False, "/predict",
+              json.dumps({"instances": pixels.tolist()}).encode(), json_headers, "V2 REST JSON"),
+        Route("/predict base64 PNG", False, "/predict",
+              json.dumps({"images": [png]}).encode(), json_headers, "V2 REST JSON"),
+    ]  # fmt: skip
+
+
+def drive(
+    server: str,
+    ports: tuple[int, int],
+    route: Route,
+    concurrency: int,
+    seconds: float,
+    grpc_errors: Callable[[], float] | None = None,
+    batching: str = "-",
+) -> Row:
+    """One load run of ``route`` on ``server`` (its gRPC and REST ports). gRPC errors travel
+    in trailers that h2load does not read, so the server's own count of them is added."""
+    grpc_port, http_port = ports
+    port = grpc_port if route.grpc else http_port
+    before = grpc_errors() if grpc_errors and route.grpc else 0.0
+    result = h2load(
+        f"http://127.0.0.1:{port}{route.path}", route.body, route.headers,
+        concurrency=concurrency, seconds=seconds, http1=not route.grpc,
+    )  # fmt: skip
+    if grpc_errors and route.grpc:
+        failed = result.failed + int(grpc_errors() - before)
+        result = LoadResult(**{**asdict(result), "failed": failed})
+    print(f"{server} · {route.name} · batching {batching} · {concurrency} in flight: "
+          f"{result.rps:.0f} req/s, p99 {result.p99_ms:.1f} ms", flush=True)  # fmt: skip
+    return Row(server, route.name, batching, concurrency, result)
+
+
+def _grpc_errors(url: str) -> float:
+    """Our gRPC calls that failed so far (from /metrics): any status but OK, and CANCELLED,
+    which is what the load generator's calls still in flight when it stops end with."""
+    text = httpx.get(f"{url}/metrics").text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "service_requests_total"
+        and sample.labels.get("transport") == "grpc"
+        and sample.labels.get("status") not in ("OK", "CANCELLED")
     )
-    png_body = json.dumps({"images": [png_base64(i) for i in images], "model": model.name})
-    headers = {"content-type": "application/json"}
-    logits = session.run(None, feeds)[0]
-    response = {"logits": logits, "probabilities": softmax(logits)}
 
-    def post(body: str | bytes) -> None:
-        http.post("/predict", content=body, headers=headers).raise_for_status()
 
-    v2_header = json.dumps({
-        "inputs": [{"name": model.input.name, "shape": list(images.shape), "datatype": "UINT8",
-                    "parameters": {"binary_data_size": images.nbytes}}],
-        "parameters": {"binary_data_output": True},
-    }).encode()  # fmt: skip
-    v2_body = v2_header + images.tobytes()
-    v2_headers = {"Inference-Header-Content-Length": str(len(v2_header))}
+def run(args: argparse.Namespace) -> tuple[Ceiling, list[Row]]:
+    model_file = args.model_repository / args.model / "1" / "model.onnx"
+    all_routes = routes(args.model, IMAGE)
+    ceiling = measure_ceiling(model_file)
+    print(f"ceiling: {ceiling.best_images_per_second:.0f} img/s at batch {ceiling.best_batch}, "
+          f"batch-1 latency {ceiling.batch1_ms:.2f} ms", flush=True)  # fmt: skip
+    rows: list[Row] = []
+    levels = args.concurrency
+    with running_null() as (http_port, grpc_port):
+        null_routes = [replace(r, name=f"null {'gRPC' if r.grpc else 'REST'}")
+                       for r in (all_routes[0], all_routes[2])]  # fmt: skip
+        rows += [drive("nginx null", (grpc_port, http_port), route, c, args.seconds)
+                 for route in null_routes for c in levels]  # fmt: skip
+    for batching in ("on", "off"):
+        flags = [*args.service_flags] + ([] if batching == "on" else ["--no-batching"])
+        with running_service(args.model_repository, *flags) as service:
+            errors = partial(_grpc_errors, service.url)
+            ports = (service.grpc_port, service.http_port)
+            rows += [drive("ours", ports, route, c, args.seconds, errors, batching)
+                     for route in all_routes for c in levels]  # fmt: skip
+    if not args.skip_peer:
+        with running_mlserver(model_file, args.model) as peer:
+            ports = (peer.grpc_port, peer.http_port)
+            compared = [r for r in all_routes if r.name in ("V2 gRPC raw", "V2 REST JSON")]
+            rows += [drive("MLServer", ports, route, c, args.seconds, peer.grpc_errors, "adaptive")
+                     for route in compared for c in levels]  # fmt: skip
+    return ceiling, rows
 
-    def post_v2() -> None:
-        url = f"/v2/models/{model.name}/infer"
-        http.post(url, content=v2_body, headers=v2_headers).raise_for_status()
 
-    return {
-        "ort": median_ms(lambda: softmax(session.run(None, feeds)[0]), repeats),
-        "plane": median_ms(lambda: plane.predict(pixels, model=model.name), repeats),
-        "json": median_ms(lambda: post(pixel_body), repeats),
-        "png": median_ms(lambda: post(png_body), repeats),
-        "grpc": median_ms(lambda: grpc_client.predict(images, model=model.name), repeats),
-        "v2": median_ms(post_v2, repeats),
-        "orjson": median_ms(
-            lambda: orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY), repeats
-        ),
-        "stdjson": median_ms(
-            lambda: json.dumps({k: v.tolist() for k, v in response.items()}), repeats
-        ),
-    }
+def table(ceiling: Ceiling, rows: list[Row], all_routes: list[Route]) -> str:
+    peers = {(r.route, r.concurrency): r.result for r in rows if r.server == "MLServer"}
+    compare = {route.name: route.peer for route in all_routes}
+    lines = [
+        "| server | path | batching | in flight | req/s | p50 ms | p99 ms | % of ceiling "
+        "| × MLServer | errors |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        result = row.result
+        share = 100 * result.rps / ceiling.best_images_per_second
+        peer = peers.get((compare.get(row.route) or "", row.concurrency))
+        versus = f"{result.rps / peer.rps:.2f}" if peer and row.server == "ours" else ""
+        lines.append(
+            f"| {row.server} | {row.route} | {row.batching} | {row.concurrency} "
+            f"| {result.rps:.0f} | {result.p50_ms:.2f} | {result.p99_ms:.2f} | {share:.0f}% "
+            f"| {versus} | {result.failed} |"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model-repository", type=Path, default=Path("models"))
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--model", default="cifar10")
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per point")
+    parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")],
+                        default=[1, 8, 32])  # fmt: skip
+    parser.add_argument("--skip-peer", action="store_true", help="leave MLServer out")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench"))
+    parser.add_argument("--plot", type=Path, default=REPO / "docs/images/serving-benchmark.png")
+    parser.add_argument("service_flags", nargs="*", help="extra flags for python -m service")
     args = parser.parse_args()
-
-    repository = ModelRepository.load(args.model_repository, device="cpu", intra_op_threads=0)
-    model = next(iter(repository))
-    plane = DataPlane(repository, Telemetry(), max_batch_size=4096)
-    plane.set_ready(True)
-    session = ort.InferenceSession(str(model.path), providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(0)
-    print(
+    require("h2load", "nginx")
+    ceiling, rows = run(args)
+    header = (
         f"{date.today().isoformat()} · {platform.machine()} · {os.cpu_count()} CPUs · "
-        f"model {model.name} v{model.version} ({model.path}) · onnxruntime {ort.__version__} · "
-        f"median of {args.repeats}, milliseconds\n"
+        f"onnxruntime {ort.__version__} · model {args.model} "
+        f"({args.model_repository / args.model}) · {args.seconds:g} s per point · "
+        f"ceiling {ceiling.best_images_per_second:.0f} img/s (batch {ceiling.best_batch}), "
+        f"batch-1 latency {ceiling.batch1_ms:.2f} ms · MLServer batching {MLSERVER_BATCHING}"
     )
-    print(
-        "| batch | ORT in-process | data plane | REST JSON pixels | REST base64 PNG "
-        "| gRPC uint8 tensor | V2 REST binary | gRPC / ORT | response JSON, orjson "
-        "| response JSON, json |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    with (
-        live_service(args.model_repository, "--max-batch-size", "4096") as service,
-        httpx.Client(base_url=service.url, timeout=120) as http,
-        GrpcClient(f"127.0.0.1:{service.grpc_port}") as grpc_client,
-    ):
-        for batch in BATCHES:
-            images = rng.integers(0, 256, (batch, *model.image_shape)).astype(np.uint8)
-            row = measure(http, grpc_client, plane, session, model, images, args.repeats)
-            print(
-                f"| {batch} | {row['ort']:.2f} | {row['plane']:.2f} | {row['json']:.2f} "
-                f"| {row['png']:.2f} | {row['grpc']:.2f} | {row['v2']:.2f} "
-                f"| {row['grpc'] / row['ort']:.1f} | {row['orjson']:.3f} | {row['stdjson']:.3f} |"
-            )
+    markdown = header + "\n\n" + table(ceiling, rows, routes(args.model, IMAGE))
+    print("\n" + markdown)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "serving.md").write_text(markdown + "\n")
+    (args.out / "serving.json").write_text(json.dumps({
+        "header": header, "ceiling": asdict(ceiling),
+        "rows": [{**asdict(r), "rps": r.result.rps} for r in rows],
+    }, indent=1))  # fmt: skip
+    plot(ceiling, rows, args.plot, header)
+    print(f"\nplot: {args.plot}")
 
 
 if __name__ == "__main__":

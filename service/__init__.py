@@ -1,3 +1,8 @@
 """Inference-and-loss service: numerics core, model repository, data plane and transports."""
 
-__version__ = "1.0.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("cifar10-inference-service")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"

@@ -12,12 +12,15 @@ Conventions (documented in ``docs/numerics.md``):
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import numpy as np
 import numpy.typing as npt
 
 from service.errors import InvalidInputError
 
 __all__ = [
+    "Activation",
     "log_sigmoid",
     "log_softmax",
     "normalized_logits",
@@ -26,6 +29,33 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float32]
+
+
+class Activation(StrEnum):
+    """What a prediction may return besides the logits."""
+
+    SOFTMAX = "softmax"
+    SIGMOID = "sigmoid"
+    LOG_SOFTMAX = "log_softmax"
+    NONE = "none"
+
+    @property
+    def scores_name(self) -> str | None:
+        """What the activated scores are called: ``probabilities``, ``log_probabilities``, or
+        ``None`` when there are none."""
+        if self is Activation.NONE:
+            return None
+        return "log_probabilities" if self is Activation.LOG_SOFTMAX else "probabilities"
+
+    def apply(self, logits: FloatArray, temperature: float = 1.0) -> FloatArray | None:
+        """The activated scores of ``logits / temperature`` (``None`` for ``none``)."""
+        if self is Activation.SOFTMAX:
+            return softmax(logits, temperature=temperature)
+        if self is Activation.LOG_SOFTMAX:
+            return log_softmax(logits, temperature=temperature)
+        if self is Activation.SIGMOID:
+            return sigmoid(logits if temperature == 1 else logits / np.float32(temperature))
+        return None
 
 
 def _as_float32(x: npt.ArrayLike) -> FloatArray:

@@ -1,32 +1,90 @@
-"""``python -m service``: parse settings, load models, serve."""
+"""``python -m service``: parse settings, start the models, serve (one process or several)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from pydantic_settings import CliApp
 
+from service.cpus import usable_cpus
 from service.errors import ModelLoadError
+from service.execution import ThreadPlan, plan_threads
 from service.settings import Settings
 
-__all__ = ["main"]
+__all__ = ["configure_logging", "die_with_parent", "main", "run_event_loop", "serve_here"]
+
+log = logging.getLogger("service")
+T = TypeVar("T")
 
 
 def configure_logging(level: str) -> None:
     """One log format for the service, uvicorn and onnxruntime's Python side."""
     logging.basicConfig(
         level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
         stream=sys.stderr,
     )
 
 
+def die_with_parent(signum: int = signal.SIGTERM) -> None:
+    """Ask Linux to send this process ``signum`` when its parent dies (no-op elsewhere), so
+    that no server outlives whatever started it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signum)  # PR_SET_PDEATHSIG
+
+
+def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on uvloop where it is installed (a faster event loop for both
+    transports), else on asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
+async def serve_here(
+    settings: Settings, plan: ThreadPlan, *, reuse_port: bool = False, on_ready: Any = None
+) -> int:
+    """Start the models, bind, and serve in this process; the exit status."""
+    from service.listeners import bind_http_socket
+    from service.server import serve, start_dataplane
+
+    try:
+        plane = await start_dataplane(settings, plan)
+    except ModelLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        http_socket = bind_http_socket(settings.host, settings.http_port)
+        _log_plan(plan)
+        return await serve(settings, plane, http_socket, reuse_port=reuse_port, on_ready=on_ready)
+    except OSError as exc:
+        await plane.stop()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _log_plan(plan: ThreadPlan) -> None:
+    log.info(
+        "%d usable CPUs: %d serving process(es), each with %d model process(es) of %d "
+        "onnxruntime thread(s) and %d executor thread(s)",
+        plan.cpus, plan.workers, plan.model_processes, plan.intra_op_threads,
+        plan.executor_threads,
+    )  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status (1: a model cannot be served, 2: bad settings)."""
+    """Entry point; returns the exit status (1: cannot serve, 2: bad settings)."""
     try:
         settings = CliApp.run(Settings, cli_args=list(sys.argv[1:] if argv is None else argv))
     except ValidationError as exc:
@@ -34,12 +92,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: invalid settings: {problems}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    from service.server import build_dataplane, serve
+    plan = plan_threads(
+        cpus=usable_cpus(),
+        workers=settings.workers,
+        model_processes=settings.model_processes,
+        intra_op_threads=settings.intra_op_threads,
+        executor_threads=settings.executor_threads,
+    )
+    from service.repository import discover
 
     try:
-        plane = build_dataplane(settings)
+        discover(settings.model_repository)  # fail fast, before any process starts
     except ModelLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    asyncio.run(serve(settings, plane))
-    return 0
+    if settings.workers == 1:
+        return run_event_loop(serve_here(settings, plan))
+    from service.workers import run_workers
+
+    try:
+        return run_workers(settings, plan)
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -9,9 +9,12 @@ generic message.
 from __future__ import annotations
 
 __all__ = [
+    "DeadlineExceededError",
+    "InferenceFailedError",
     "InvalidInputError",
     "ModelLoadError",
     "NotFoundError",
+    "OverloadedError",
     "RequestTooLargeError",
     "ServiceError",
     "UnavailableError",
@@ -53,6 +56,30 @@ class UnavailableError(ServiceError):
     """The service is not ready to serve (still starting, or shutting down)."""
 
     code = "unavailable"
+
+
+class OverloadedError(ServiceError):
+    """A model's queue is full: the request is refused at once rather than queued; retry later."""
+
+    code = "overloaded"
+    retry_after_seconds = 1
+    """What the caller is told to wait before retrying (HTTP ``Retry-After``)."""
+
+
+class DeadlineExceededError(ServiceError):
+    """The request's deadline passed while it waited for the model; it never ran."""
+
+    code = "deadline_exceeded"
+
+
+class InferenceFailedError(ServiceError):
+    """The model run a request was batched into failed. The message is generic on purpose: the
+    cause is logged once per batch, never sent to callers."""
+
+    code = "internal"
+
+    def __init__(self) -> None:
+        super().__init__("inference failed")
 
 
 class ModelLoadError(Exception):

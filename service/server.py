@@ -1,78 +1,128 @@
-"""Run the service: load models, then serve gRPC and REST on one event loop."""
+"""One serving process: start its model processes, then serve gRPC and REST on one event loop
+until asked to stop, and stop in order."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
+import socket
+from collections.abc import Callable, Iterator
 
 import uvicorn
 
 from service.dataplane import DataPlane
+from service.execution import Executor, ModelProcessConfig, ThreadPlan
 from service.grpc import GrpcServer
 from service.repository import ModelRepository
 from service.rest import create_app
 from service.settings import Settings
 from service.telemetry import Telemetry
 
-__all__ = ["build_dataplane", "serve"]
+__all__ = ["serve", "start_dataplane"]
 
 log = logging.getLogger(__name__)
 
 
-def build_dataplane(settings: Settings) -> DataPlane:
-    """Load every model (raising :class:`~service.errors.ModelLoadError`) and wrap it."""
-    repository = ModelRepository.load(
+async def start_dataplane(settings: Settings, plan: ThreadPlan) -> DataPlane:
+    """Start the model processes (which load every model, raising
+    :class:`~service.errors.ModelLoadError` if one cannot be served) and the data plane."""
+    config = ModelProcessConfig(
         settings.model_repository,
-        device=settings.device,
-        intra_op_threads=settings.intra_op_threads,
+        settings.device,
+        plan.intra_op_threads,
+        settings.batching_defaults(),
+        settings.log_level,
     )
+    executor, models = await Executor.start(config, plan)
     return DataPlane(
-        repository,
+        ModelRepository(models),
         Telemetry(),
-        max_batch_size=settings.max_batch_size,
-        threads=settings.intra_op_threads or None,
+        executor,
+        max_request_rows=settings.max_request_rows,
     )
 
 
-async def serve(settings: Settings, plane: DataPlane) -> None:
-    """Serve gRPC and REST on one event loop until interrupted; ready once both listen, not
-    ready (and gRPC health NOT_SERVING) while draining."""
-    grpc_server = GrpcServer(
-        plane,
-        host=settings.host,
-        port=settings.grpc_port,
-        max_message_bytes=settings.grpc_max_message_bytes,
-    )
-    await grpc_server.start()
-    log.info("gRPC listening on %s:%d (reflection on)", settings.host, grpc_server.port)
-    app = create_app(plane, plane.telemetry, max_request_bytes=settings.max_request_bytes)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.http_port,
-        log_config=None,  # keep the service's logging configuration
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=10,
-    )
-    server = uvicorn.Server(config)
-    watcher = asyncio.create_task(_ready_when_started(server, plane, grpc_server))
-    try:
-        await server.serve()
-    finally:
+class _RestServer(uvicorn.Server):
+    """uvicorn without signal handling of its own: :func:`serve` stops both listeners together
+    (uvicorn's would re-raise the signal when it returns, ending the process mid-drain)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(
+    settings: Settings,
+    plane: DataPlane,
+    http_socket: socket.socket,
+    *,
+    stop: asyncio.Event | None = None,
+    reuse_port: bool = False,
+    on_ready: Callable[[], None] | None = None,
+) -> int:
+    """Serve until ``stop`` is set (default: until SIGTERM or SIGINT), then drain: both listeners
+    refuse new work at once (readiness off, gRPC health NOT_SERVING), in-flight requests and
+    everything queued for the models finish within ``shutdown_grace_seconds``, and the executor
+    stops. Returns the exit status: 0, or 1 if a model process died and the service stopped
+    for that reason (a process manager should then restart it)."""
+    if stop is None:
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    failed = False
+
+    def model_process_died() -> None:
+        nonlocal failed
+        failed = True
         plane.set_ready(False)
-        watcher.cancel()
-        await grpc_server.stop(grace=5)
+        stop.set()
 
-
-async def _ready_when_started(
-    server: uvicorn.Server, plane: DataPlane, grpc_server: GrpcServer
-) -> None:
-    while not server.started:
-        if server.should_exit:
-            return
+    plane.executor.on_model_process_exit(model_process_died)
+    try:
+        grpc_server = GrpcServer(
+            plane,
+            host=settings.host,
+            port=settings.grpc_port,
+            max_message_bytes=settings.grpc_max_message_bytes,
+            reuse_port=reuse_port,
+        )
+    except OSError:
+        await plane.stop()
+        raise
+    await grpc_server.start()
+    app = create_app(plane, plane.telemetry, max_request_bytes=settings.max_request_bytes)
+    rest = _RestServer(
+        uvicorn.Config(
+            app,
+            log_config=None,  # keep the service's logging configuration
+            log_level=settings.log_level,
+            access_log=False,  # one line per request costs more than it tells; see /metrics
+            lifespan="off",
+            timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
+        )
+    )
+    rest_task = asyncio.create_task(rest.serve(sockets=[http_socket]))
+    while not rest.started and not rest_task.done():
         await asyncio.sleep(0.01)
-    plane.set_ready(True)
-    await grpc_server.set_serving(True)
-    for socket in (s for srv in server.servers for s in srv.sockets):
-        host, port = socket.getsockname()[:2]
-        log.info("REST API listening on http://%s:%d (docs at /docs)", host, port)
+    if rest.started and not stop.is_set():
+        plane.set_ready(True)
+        await grpc_server.set_serving(True)
+        host, port = http_socket.getsockname()[:2]
+        log.info("REST listening on http://%s:%d (docs at /docs)", host, port)
+        log.info("gRPC listening on %s:%d (reflection on)", settings.host, grpc_server.port)
+        if on_ready is not None:
+            on_ready()
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({rest_task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+    log.info("draining: no new requests; finishing those in flight")
+    plane.set_ready(False)
+    rest.should_exit = True
+    await asyncio.gather(
+        rest_task, grpc_server.stop(grace=settings.shutdown_grace_seconds), return_exceptions=True
+    )
+    await plane.stop()
+    log.info("stopped")
+    return 1 if failed else 0

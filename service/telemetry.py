@@ -1,21 +1,59 @@
-"""Prometheus metrics, one registry per service instance (so several can live in one process)."""
+"""Prometheus metrics, one registry per service instance (so several can live in one process).
+
+With several worker processes (``--workers``), every worker records into the directory named by
+``PROMETHEUS_MULTIPROC_DIR`` (set by the supervisor before the workers start) and ``/metrics``
+on any worker reports the sum over all of them — prometheus_client's multiprocess mode.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping, Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
-__all__ = ["Telemetry"]
+__all__ = ["MULTIPROCESS_DIR", "ModelMetrics", "Telemetry"]
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
 
+class ModelMetrics:
+    """The batching metrics of one model version (children bound once, not per request)."""
+
+    def __init__(self, telemetry: Telemetry, model: str, version: str) -> None:
+        self._depth = telemetry.queue_depth.labels(model, version)
+        self._rejected = telemetry.queue_rejected.labels(model, version)
+        self._wait = telemetry.queue_wait.labels(model, version)
+        self._rows = telemetry.batch_size.labels(model, version)
+        self._run = telemetry.run_time.labels(model, version)
+
+    def queue_depth(self, waiting: int) -> None:
+        self._depth.set(waiting)
+
+    def rejected(self) -> None:
+        self._rejected.inc()
+
+    def dispatched(self, waits: Sequence[float], rows: int) -> None:
+        for wait in waits:
+            self._wait.observe(wait)
+        self._rows.observe(rows)
+
+    def ran(self, seconds: float) -> None:
+        self._run.observe(seconds)
+
+
 class Telemetry:
-    """The service's metrics: requests and latency per endpoint and status, inference batch
-    sizes, and which model versions are loaded where."""
+    """The service's metrics: requests and latency per endpoint and status, the batchers' queues
+    and model runs, and which model versions are loaded where."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        model = ["model", "version"]
         self.requests = Counter(
             "service_requests",
             "Requests handled, by transport, endpoint and status.",
@@ -31,17 +69,55 @@ class Telemetry:
         )
         self.batch_size = Histogram(
             "service_inference_batch_size",
-            "Images per model inference.",
-            ["model", "version"],
+            "Rows (images) per model run, after dynamic batching.",
+            model,
             buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.run_time = Histogram(
+            "service_inference_duration_seconds",
+            "Time of one model run (a whole batch), including the input conversion.",
+            model,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_wait = Histogram(
+            "service_queue_wait_seconds",
+            "Time a request waited in its model's queue before its batch started.",
+            model,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "service_queue_depth",
+            "Requests waiting in a model's queue (summed over worker processes).",
+            model,
+            multiprocess_mode="livesum",
+            registry=self.registry,
+        )
+        self.queue_rejected = Counter(
+            "service_queue_rejected",
+            "Requests refused because their model's queue was full (503 / RESOURCE_EXHAUSTED).",
+            model,
             registry=self.registry,
         )
         self.model_info = Gauge(
             "service_model_info",
             "Loaded model versions (value 1) with their execution provider and dataset.",
             ["model", "version", "provider", "dataset"],
+            multiprocess_mode="max",
             registry=self.registry,
         )
+
+    def model_loaded(
+        self, model: str, version: int, provider: str, metadata: Mapping[str, str]
+    ) -> None:
+        """Record a loaded model version."""
+        self.model_info.labels(model, str(version), provider, metadata.get("dataset", "")).set(1)
+
+    def batching(self, model: str, version: int) -> ModelMetrics:
+        """The metrics one model version's batcher reports to."""
+        return ModelMetrics(self, model, str(version))
 
     def observe_request(self, transport: str, endpoint: str, status: str, seconds: float) -> None:
         """Count one finished request and record its duration."""
@@ -49,5 +125,10 @@ class Telemetry:
         self.latency.labels(transport, endpoint).observe(seconds)
 
     def exposition(self) -> bytes:
-        """The metrics in Prometheus's text format."""
-        return generate_latest(self.registry)
+        """The metrics in Prometheus's text format, summed over worker processes if several."""
+        directory = os.environ.get(MULTIPROCESS_DIR)
+        if not directory:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]
+        return generate_latest(merged)

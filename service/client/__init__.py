@@ -1,5 +1,7 @@
 """Typed clients of the project's own APIs, numpy in and numpy out.
 
+A client machine needs grpcio, protobuf, httpx and numpy only: nothing here imports the server.
+
 >>> from service.client import GrpcClient
 >>> with GrpcClient("127.0.0.1:50051") as client:          # doctest: +SKIP
 ...     result = client.predict(images, top_k=3)
@@ -7,7 +9,7 @@
 """
 
 from service.client._grpc import GrpcClient
-from service.client._rest import RestClient, ServiceError
-from service.client._results import LossResult, PredictResult, TopClass
+from service.client._rest import RestClient
+from service.client._results import LossResult, PredictResult, RequestError, TopClass
 
-__all__ = ["GrpcClient", "LossResult", "PredictResult", "RestClient", "ServiceError", "TopClass"]
+__all__ = ["GrpcClient", "LossResult", "PredictResult", "RequestError", "RestClient", "TopClass"]

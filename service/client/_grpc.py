@@ -12,8 +12,8 @@ import numpy.typing as npt
 
 from service._generated.cifar10.v1 import classifier_pb2 as pb
 from service._generated.cifar10.v1 import classifier_pb2_grpc as pb_grpc
-from service.client._results import FloatArray, LossResult, PredictResult, TopClass
-from service.grpc.converters import array_from_tensor, tensor_from_array
+from service.client._results import FloatArray, LossResult, PredictResult, RequestError, TopClass
+from service.client._tensors import from_tensor, to_tensor
 
 __all__ = ["GrpcClient"]
 
@@ -23,12 +23,19 @@ Images = npt.NDArray[np.generic] | Sequence[bytes]
 def _pixels_or_images(images: Images) -> dict[str, Any]:
     if isinstance(images, np.ndarray):
         pixels = images if images.dtype == np.uint8 else images.astype(np.float32)
-        return {"pixels": tensor_from_array(pixels)}
+        return {"pixels": to_tensor(pixels)}
     return {"images": pb.EncodedImages(images=list(images))}
 
 
 def _floats(message: Any, name: str) -> FloatArray:
-    return np.asarray(array_from_tensor(getattr(message, name), name), dtype=np.float32)
+    return np.asarray(from_tensor(getattr(message, name)), dtype=np.float32)
+
+
+def _call(method: Any, request: Any, timeout: float) -> Any:
+    try:
+        return method(request, timeout=timeout)
+    except grpc.RpcError as exc:
+        raise RequestError(exc.code().name, exc.details() or "") from None
 
 
 def _array(message: Any, name: str) -> FloatArray | None:
@@ -100,7 +107,7 @@ class GrpcClient:
     ) -> PredictResult:
         """Pixels ``[N, H, W, C]`` (uint8 or float 0–255), or encoded PNG/JPEG files."""
         request = self._request(images, model, version, activation, temperature, top_k)
-        return _prediction(self._stub.Predict(request, timeout=self.timeout))
+        return _prediction(_call(self._stub.Predict, request, self.timeout))
 
     def stream_predict(self, batches: Iterable[Images], **options: Any) -> Iterator[PredictResult]:
         """One result per batch, over one stream (requests are sent as results come back)."""
@@ -113,8 +120,11 @@ class GrpcClient:
         }
         settings = defaults | options
         requests = (self._request(batch, **settings) for batch in batches)
-        for response in self._stub.StreamPredict(requests, timeout=self.timeout):
-            yield _prediction(response)
+        try:
+            for response in self._stub.StreamPredict(requests, timeout=self.timeout):
+                yield _prediction(response)
+        except grpc.RpcError as exc:
+            raise RequestError(exc.code().name, exc.details() or "") from None
 
     def loss(
         self,
@@ -132,29 +142,25 @@ class GrpcClient:
         **options: Any,
     ) -> LossResult:
         """A Keras loss over a labelled batch; see ``service.losses.compute_loss``."""
-        label_array = np.asarray(labels)
-        label_array = label_array.astype(
-            np.int64 if label_array.dtype.kind in "iub" else np.float32
-        )
         request = pb.LossRequest(
-            loss=loss, labels=tensor_from_array(label_array), model=model or "",
+            loss=loss, labels=to_tensor(labels), model=model or "",
             version=str(version or ""), reduction=reduction, return_gradient=return_gradient,
         )  # fmt: skip
         if logits is not None:
-            request.logits.CopyFrom(tensor_from_array(np.asarray(logits, np.float32)))
+            request.logits.CopyFrom(to_tensor(np.asarray(logits, np.float32)))
         if probabilities is not None:
-            request.probabilities.CopyFrom(tensor_from_array(np.asarray(probabilities, np.float32)))
+            request.probabilities.CopyFrom(to_tensor(np.asarray(probabilities, np.float32)))
         if images is not None:
             for name, value in _pixels_or_images(images).items():
                 getattr(request, name).CopyFrom(value)
         if sample_weight is not None:
-            request.sample_weight.CopyFrom(tensor_from_array(np.asarray(sample_weight, np.float32)))
+            request.sample_weight.CopyFrom(to_tensor(np.asarray(sample_weight, np.float32)))
         for name, value in options.items():
             if name == "alpha":
                 request.alpha.extend(np.atleast_1d(np.asarray(value, np.float32)).tolist())
             elif value is not None:
                 setattr(request, name, value)
-        response = self._stub.Loss(request, timeout=self.timeout)
+        response = _call(self._stub.Loss, request, self.timeout)
         value = _floats(response, "value")
         return LossResult(
             loss=response.loss,
@@ -168,7 +174,7 @@ class GrpcClient:
 
     def list_models(self) -> dict[str, list[str]]:
         """Model name → versions."""
-        response = self._stub.ListModels(pb.ListModelsRequest(), timeout=self.timeout)
+        response = _call(self._stub.ListModels, pb.ListModelsRequest(), self.timeout)
         return {m.name: list(m.versions) for m in response.models}
 
     def close(self) -> None:

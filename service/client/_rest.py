@@ -11,19 +11,11 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
-from service.client._results import LossResult, PredictResult, TopClass
+from service.client._results import LossResult, PredictResult, RequestError, TopClass
 
-__all__ = ["RestClient", "ServiceError"]
+__all__ = ["RestClient"]
 
 Images = npt.NDArray[np.generic] | Sequence[bytes]
-
-
-class ServiceError(RuntimeError):
-    """The service answered with an error body."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status, self.code, self.message = status, code, message
 
 
 def _images(images: Images) -> dict[str, Any]:
@@ -48,8 +40,8 @@ class RestClient:
         payload: dict[str, Any] = response.json()
         if response.status_code != 200:
             error = payload.get("error", {})
-            raise ServiceError(
-                response.status_code, error.get("code", ""), error.get("message", "")
+            raise RequestError(
+                error.get("code", ""), error.get("message", ""), response.status_code
             )
         return payload
 

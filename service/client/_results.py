@@ -1,4 +1,4 @@
-"""What the clients return: numpy arrays and plain values."""
+"""What the clients return: numpy arrays and plain values, and the one error they raise."""
 
 from __future__ import annotations
 
@@ -7,11 +7,28 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from service.types import TopClass
-
-__all__ = ["LossResult", "PredictResult", "TopClass"]
+__all__ = ["LossResult", "PredictResult", "RequestError", "TopClass"]
 
 FloatArray = npt.NDArray[np.float32]
+
+
+class RequestError(RuntimeError):
+    """The service refused or failed a request: ``code`` is the error's name (``not_found``,
+    ``invalid_argument``, … over REST; the gRPC status name over gRPC), ``status`` the HTTP
+    status where there is one."""
+
+    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+        super().__init__(f"{status or ''} {code}: {message}".strip())
+        self.code, self.message, self.status = code, message, status
+
+
+@dataclass(frozen=True)
+class TopClass:
+    """One of the k best classes of an image."""
+
+    class_id: int
+    label: str
+    score: float
 
 
 @dataclass(frozen=True)

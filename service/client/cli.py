@@ -14,12 +14,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import grpc
 import httpx
 import numpy as np
 
 from service.client._grpc import GrpcClient
-from service.client._rest import RestClient, ServiceError
+from service.client._rest import RestClient
+from service.client._results import RequestError
 
 __all__ = ["main"]
 
@@ -87,11 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         _run(args)
-    except ServiceError as exc:
+    except RequestError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except grpc.RpcError as exc:
-        print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
         return 1
     except httpx.HTTPError as exc:
         print(f"error: {exc}", file=sys.stderr)

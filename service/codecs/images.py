@@ -60,11 +60,11 @@ def decode_image(data: bytes, shape: tuple[int, int, int], field: str) -> npt.ND
 
 def decode_images(
     encoded: Sequence[bytes], shape: tuple[int, int, int], field: str
-) -> npt.NDArray[np.float32]:
-    """Several encoded images → one float32 batch ``[N, H, W, C]`` of 0–255 pixel values."""
+) -> npt.NDArray[np.uint8]:
+    """Several encoded images → one uint8 batch ``[N, H, W, C]``."""
     if len(encoded) == 0:
         raise InvalidInputError(f"{field} must hold at least one image", field=field)
-    batch = np.empty((len(encoded), *shape), dtype=np.float32)
+    batch = np.empty((len(encoded), *shape), dtype=np.uint8)
     for index, data in enumerate(encoded):
         batch[index] = decode_image(data, shape, f"{field}[{index}]")
     return batch

@@ -1,4 +1,4 @@
-"""Nested pixel lists (``instances``) → a validated float32 batch of the model's image size."""
+"""Pixel arrays from any wire form → a validated batch the data plane accepts."""
 
 from __future__ import annotations
 
@@ -7,26 +7,17 @@ import numpy.typing as npt
 
 from service.errors import InvalidInputError
 
-__all__ = ["pixel_batch"]
+__all__ = ["pixels"]
 
 
-def pixel_batch(
-    values: object, shape: tuple[int, int, int], field: str = "instances"
-) -> npt.NDArray[np.float32]:
-    """``values`` as float32 ``[N, H, W, C]`` pixel values in 0–255, or an error naming the
-    field and the expected shape."""
-    expected = f"[N, {', '.join(map(str, shape))}]"
-    try:
-        batch = np.asarray(values, dtype=np.float32)
-    except (ValueError, TypeError):
-        raise InvalidInputError(
-            f"{field} must be a rectangular array of numbers with shape {expected}", field=field
-        ) from None
-    if batch.ndim != 4 or batch.shape[1:] != shape or batch.shape[0] == 0:
-        raise InvalidInputError(
-            f"{field} must have shape {expected} with N >= 1, got {list(batch.shape)}", field=field
-        )
-    low, high = batch.min(), batch.max()
-    if not (low >= 0 and high <= 255):  # also false for NaN
+def pixels(array: npt.NDArray[np.generic], field: str) -> npt.NDArray[np.generic]:
+    """``array`` as pixel values in [0, 255]: uint8 unchanged (every value is in range), any
+    other numeric type as float32 after a range check. The shape is the data plane's to check."""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype.kind not in "biuf":
+        raise InvalidInputError(f"{field} must hold numeric pixel values", field=field)
+    values = array.astype(np.float32, copy=False)
+    if values.size and not (values.min() >= 0 and values.max() <= 255):  # also false for NaN
         raise InvalidInputError(f"{field} must hold pixel values within [0, 255]", field=field)
-    return batch
+    return values

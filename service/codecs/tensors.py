@@ -8,9 +8,10 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from service.codecs.json_arrays import JsonArray, numeric_array, to_python
 from service.errors import InvalidInputError
 
-__all__ = ["DATATYPES", "datatype_of", "from_bytes", "from_values", "to_bytes"]
+__all__ = ["DATATYPES", "datatype_of", "from_bytes", "from_json", "from_values", "to_bytes"]
 
 DATATYPES: dict[str, np.dtype[np.generic]] = {
     name: np.dtype(dtype).newbyteorder("<")
@@ -51,7 +52,7 @@ def _shape(shape: Sequence[int], field: str) -> tuple[int, ...]:
 
 
 def from_bytes(
-    raw: bytes, datatype: str, shape: Sequence[int], field: str
+    raw: bytes | memoryview, datatype: str, shape: Sequence[int], field: str
 ) -> npt.NDArray[np.generic]:
     """Row-major little-endian elements → an array of ``shape``."""
     dtype, dims = _dtype(datatype, field), _shape(shape, field)
@@ -84,12 +85,41 @@ def from_values(
     return array.reshape(dims)
 
 
+def from_json(
+    values: object, datatype: str, shape: Sequence[int], field: str
+) -> npt.NDArray[np.generic]:
+    """A parsed JSON ``data`` value (flat or nested, row-major) → an array of ``shape``; numbers
+    are read as one buffer, not one Python object each."""
+    dtype, dims = _dtype(datatype, field), _shape(shape, field)
+    if not isinstance(values, JsonArray) or dtype.kind == "b":
+        return from_values(to_python(values), datatype, dims, field)
+    kind = "f" if dtype.kind == "f" else dtype.kind
+    array = numeric_array(values, f"{field}: data", kind)  # type: ignore[arg-type]
+    if dtype.kind in "iu" and array.size:
+        limits = np.iinfo(dtype)  # type: ignore[type-var]
+        if array.min() < limits.min or array.max() > limits.max:
+            raise InvalidInputError(
+                f"{field}: data holds values outside the range of {datatype}", field=field
+            )
+    if array.size != math.prod(dims):
+        raise InvalidInputError(
+            f"{field}: {array.size} values for shape {list(dims)} ({math.prod(dims)} expected)",
+            field=field,
+        )
+    return array.astype(dtype, copy=False).reshape(dims)
+
+
+_NAMES = {dtype: name for name, dtype in DATATYPES.items()} | {
+    dtype.newbyteorder("="): name for name, dtype in DATATYPES.items()
+}
+
+
 def datatype_of(array: npt.NDArray[np.generic]) -> str:
     """The protocol datatype name of a numeric array."""
-    for name, dtype in DATATYPES.items():
-        if array.dtype == dtype:
-            return name
-    raise ValueError(f"no protocol datatype for {array.dtype}")
+    try:
+        return _NAMES[array.dtype]
+    except KeyError:
+        raise ValueError(f"no protocol datatype for {array.dtype}") from None
 
 
 def to_bytes(array: npt.NDArray[np.generic]) -> bytes:

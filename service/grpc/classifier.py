@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,28 +9,37 @@ import numpy as np
 
 from service._generated.cifar10.v1 import classifier_pb2 as pb
 from service._generated.cifar10.v1 import classifier_pb2_grpc as pb_grpc
-from service.dataplane import DataPlane
+from service.dataplane import (
+    DataPlane,
+    LossOutcome,
+    LossRequest,
+    ModelImages,
+    Prediction,
+    Predictions,
+    PredictOptions,
+)
 from service.errors import InvalidInputError
 from service.grpc._typing import Context
 from service.grpc.converters import array_from_tensor, images_from, tensor_from_array
-from service.types import LossOutcome, LossRequest, Prediction, PredictOptions
+from service.losses import LOSS_OPTIONS
+from service.repository import ServedModel
 
 __all__ = ["ClassifierServicer"]
 
 
-def _ref(model: Any) -> pb.ModelRef:
+def _ref(model: ServedModel) -> pb.ModelRef:
     return pb.ModelRef(name=model.name, version=str(model.version))
 
 
 def _encode_prediction(prediction: Prediction) -> pb.PredictResponse:
+    activation = prediction.options.activation
     response = pb.PredictResponse(
         model=_ref(prediction.model),
-        activation=prediction.activation,
+        activation=activation,
         logits=tensor_from_array(prediction.logits),
     )
-    if prediction.scores is not None:
-        target = "log_probabilities" if prediction.activation == "log_softmax" else "probabilities"
-        getattr(response, target).CopyFrom(tensor_from_array(prediction.scores))
+    if prediction.scores is not None and activation.scores_name is not None:
+        getattr(response, activation.scores_name).CopyFrom(tensor_from_array(prediction.scores))
     for row in prediction.top_k or []:
         response.top_k.add(
             classes=[pb.TopClass(class_id=t.class_id, label=t.label, score=t.score) for t in row]
@@ -56,40 +64,62 @@ def _encode_loss(outcome: LossOutcome) -> pb.LossResponse:
     return response
 
 
+def _loss_options(request: pb.LossRequest) -> dict[str, Any]:
+    """The loss options the request sets (``alpha``: one number, or one per class)."""
+    options: dict[str, Any] = {}
+    for name in LOSS_OPTIONS:
+        if name == "alpha":
+            if request.alpha:
+                alpha = list(request.alpha)
+                options["alpha"] = alpha[0] if len(alpha) == 1 else alpha
+        elif request.HasField(name):  # type: ignore[arg-type]  # every option is a field
+            options[name] = getattr(request, name)
+    return options
+
+
+def _image_bytes(images: pb.EncodedImages) -> int:
+    return sum(len(image) for image in images.images)
+
+
 class ClassifierServicer(pb_grpc.ClassifierServicer):
-    """Decode, call the data plane on a worker thread, encode."""
+    """Decode, await the data plane, encode."""
 
     def __init__(self, plane: DataPlane) -> None:
         self.plane = plane
 
-    def _predict(self, request: pb.PredictRequest) -> pb.PredictResponse:
+    async def _images(self, kind: str, request: pb.PredictRequest | pb.LossRequest) -> Any:
+        model = self.plane.model(request.model or None, request.version or None)
+        if kind == "images":
+            self.plane.check_rows(len(request.images.images), "images")
+        size = _image_bytes(request.images)
+        images = await self.plane.offload(
+            size, images_from, kind, request.pixels, request.images, model
+        )
+        return model, images
+
+    async def _predict(self, request: pb.PredictRequest) -> pb.PredictResponse:
         kind = request.WhichOneof("input")
         if kind is None:
             raise InvalidInputError("give pixels or images", field="input")
-        model = self.plane.model(request.model or None, request.version or None)
-        if kind == "images":
-            self.plane.check_batch(len(request.images.images), "images")
-        batch = images_from(kind, request.pixels, request.images, model)
-        options = PredictOptions(
-            activation=request.activation or "softmax",
-            temperature=request.temperature if request.HasField("temperature") else 1.0,
-            top_k=request.top_k,
+        options = PredictOptions.parse(
+            activation=request.activation or None,
+            temperature=request.temperature if request.HasField("temperature") else None,
+            top_k=request.top_k or None,
         )
-        prediction = self.plane.predict(
-            batch, model=model.name, version=model.version, options=options
-        )
+        model, images = await self._images(kind, request)
+        prediction = await self.plane.predict(model, images, options, field=kind)
         return _encode_prediction(prediction)
 
     async def Predict(self, request: pb.PredictRequest, context: Context) -> pb.PredictResponse:
-        return await asyncio.to_thread(self._predict, request)
+        return await self._predict(request)
 
     async def StreamPredict(
         self, request_iterator: AsyncIterator[pb.PredictRequest], context: Context
     ) -> AsyncIterator[pb.PredictResponse]:
         async for request in request_iterator:
-            yield await asyncio.to_thread(self._predict, request)
+            yield await self._predict(request)
 
-    def _loss(self, request: pb.LossRequest) -> pb.LossResponse:
+    async def Loss(self, request: pb.LossRequest, context: Context) -> pb.LossResponse:
         kind = request.WhichOneof("predictions")
         if kind is None:
             raise InvalidInputError(
@@ -97,54 +127,36 @@ class ClassifierServicer(pb_grpc.ClassifierServicer):
             )
         if not request.HasField("labels"):
             raise InvalidInputError("labels are required", field="labels")
-        labels = array_from_tensor(request.labels, "labels")
-        arguments: dict[str, Any] = {}
+        inputs: Predictions | ModelImages
         if kind in ("logits", "probabilities"):
-            arguments[kind] = array_from_tensor(getattr(request, kind), kind)
+            inputs = Predictions(array_from_tensor(getattr(request, kind), kind), kind == "logits")
         else:
-            model = self.plane.model(request.model or None, request.version or None)
-            if kind == "images":
-                self.plane.check_batch(len(request.images.images), "images")
-            arguments["images"] = images_from(kind, request.pixels, request.images, model)
-        options: dict[str, Any] = {
-            name: getattr(request, name)
-            for name in ("label_smoothing", "gamma", "apply_class_balancing", "ignore_class")
-            if request.HasField(name)
-        }
-        if request.alpha:
-            options["alpha"] = request.alpha[0] if len(request.alpha) == 1 else list(request.alpha)
+            model, images = await self._images(kind, request)
+            inputs = ModelImages(model, images, kind)
         weights = None
         if request.HasField("sample_weight"):
             weights = array_from_tensor(request.sample_weight, "sample_weight")
-        outcome = self.plane.loss(
+        outcome = await self.plane.loss(
             LossRequest(
                 loss=request.loss,
-                labels=labels,
-                model=request.model or None,
-                version=request.version or None,
+                labels=array_from_tensor(request.labels, "labels"),
+                inputs=inputs,
                 reduction=request.reduction or "sum_over_batch_size",
                 sample_weight=weights,
-                options=options,
+                options=_loss_options(request),
                 return_gradient=request.return_gradient,
-                **arguments,
             )
         )
         return _encode_loss(outcome)
 
-    async def Loss(self, request: pb.LossRequest, context: Context) -> pb.LossResponse:
-        return await asyncio.to_thread(self._loss, request)
-
     async def ListModels(
         self, request: pb.ListModelsRequest, context: Context
     ) -> pb.ListModelsResponse:
-        repository = self.plane.repository
         return pb.ListModelsResponse(
             models=[
                 pb.ModelVersions(
-                    name=name,
-                    versions=[str(v) for v in repository.versions(name)],
-                    latest=str(repository.versions(name)[-1]),
+                    name=m.name, versions=[str(v) for v in m.versions], latest=str(m.latest)
                 )
-                for name in repository.names()
+                for m in self.plane.list_models()
             ]
         )

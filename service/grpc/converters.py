@@ -9,7 +9,7 @@ import numpy.typing as npt
 
 from service._generated.cifar10.v1 import classifier_pb2 as pb
 from service._generated.inference import grpc_predict_v2_pb2 as v2
-from service.codecs import decode_images, pixel_batch
+from service.codecs import decode_images, pixels
 from service.codecs.tensors import DATATYPES, datatype_of, from_bytes, from_values, to_bytes
 from service.errors import InvalidInputError
 from service.oip import InferInput, InferRequest, InferResponse, RequestedOutput
@@ -51,13 +51,13 @@ def tensor_from_array(array: npt.NDArray[np.generic]) -> pb.Tensor:
 
 
 def images_from(
-    kind: str, pixels: pb.Tensor, images: pb.EncodedImages, model: ServedModel
-) -> npt.NDArray[np.float32]:
-    """The request's ``pixels`` tensor or encoded ``images`` (as ``kind`` says) as a float32
-    batch of ``model``'s image size."""
+    kind: str, pixel_tensor: pb.Tensor, images: pb.EncodedImages, model: ServedModel
+) -> npt.NDArray[np.generic]:
+    """The request's ``pixels`` tensor or encoded ``images`` (as ``kind`` says) as a pixel
+    batch for ``model``."""
     if kind == "images":
         return decode_images(list(images.images), model.image_shape, "images")
-    return pixel_batch(array_from_tensor(pixels, "pixels"), model.image_shape, field="pixels")
+    return pixels(array_from_tensor(pixel_tensor, "pixels"), "pixels")
 
 
 # -- the Open Inference Protocol -----------------------------------------------------------
@@ -73,7 +73,7 @@ def parameters_from_proto(parameters: Any) -> dict[str, Any]:
 
 def infer_request_from_proto(request: v2.ModelInferRequest) -> InferRequest:
     """``ModelInferRequest`` (raw or typed contents) → the protocol's request."""
-    raw = list(request.raw_input_contents)
+    raw = request.raw_input_contents
     if raw and len(raw) != len(request.inputs):
         raise InvalidInputError(
             f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs",
@@ -94,13 +94,9 @@ def infer_request_from_proto(request: v2.ModelInferRequest) -> InferRequest:
     outputs = [
         RequestedOutput(o.name, parameters_from_proto(o.parameters)) for o in request.outputs
     ]
+    parameters = parameters_from_proto(request.parameters) if request.parameters else {}
     return InferRequest(
-        request.model_name,
-        request.model_version or None,
-        inputs,
-        outputs,
-        parameters_from_proto(request.parameters),
-        request.id,
+        request.model_name, request.model_version or None, inputs, outputs, parameters, request.id
     )
 
 

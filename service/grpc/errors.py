@@ -1,21 +1,28 @@
-"""The one place domain errors become gRPC status codes, as a server interceptor.
+"""The one place domain errors become gRPC status codes, and gRPC calls are counted.
 
-Also records each call in the service's metrics. Unknown exceptions become INTERNAL with a
-generic message (the traceback goes to the log only), as KServe's interceptor does.
+Every RPC method of the project's services is wrapped once, when the server is built (a server
+interceptor would build new handlers on every call). Unknown exceptions become INTERNAL with a
+generic message; the traceback goes to the log only, as KServe's interceptor does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from types import SimpleNamespace
 from typing import Any
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 
 from service.errors import (
+    DeadlineExceededError,
+    InferenceFailedError,
     InvalidInputError,
     NotFoundError,
+    OverloadedError,
     RequestTooLargeError,
     ServiceError,
     UnavailableError,
@@ -23,7 +30,7 @@ from service.errors import (
 from service.grpc._typing import Context
 from service.telemetry import Telemetry
 
-__all__ = ["GRPC_STATUS", "ErrorInterceptor", "status_for"]
+__all__ = ["GRPC_STATUS", "guarded", "status_for"]
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +38,10 @@ GRPC_STATUS: dict[type[ServiceError], grpc.StatusCode] = {
     InvalidInputError: grpc.StatusCode.INVALID_ARGUMENT,
     NotFoundError: grpc.StatusCode.NOT_FOUND,
     RequestTooLargeError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    OverloadedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     UnavailableError: grpc.StatusCode.UNAVAILABLE,
+    DeadlineExceededError: grpc.StatusCode.DEADLINE_EXCEEDED,
+    InferenceFailedError: grpc.StatusCode.INTERNAL,
 }
 
 
@@ -43,75 +53,90 @@ def status_for(error: ServiceError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-class _Call:
-    """Maps an exception to a status and records the call's outcome."""
+class _Calls:
+    """Outcome and duration of one RPC method's calls, with metric children bound once."""
 
-    def __init__(self, telemetry: Telemetry, method: str) -> None:
-        self.telemetry, self.method, self.started = telemetry, method, time.perf_counter()
-        self.code = grpc.StatusCode.OK
+    def __init__(self, telemetry: Telemetry, endpoint: str) -> None:
+        self._telemetry, self.endpoint = telemetry, endpoint
+        self._latency = telemetry.latency.labels("grpc", endpoint)
+        self._counts: dict[str, Any] = {}
 
-    async def fail(self, context: Context, exc: BaseException) -> None:
+    def record(self, status: str, started: float) -> None:
+        counter = self._counts.get(status)
+        if counter is None:
+            counter = self._counts[status] = self._telemetry.requests.labels(
+                "grpc", self.endpoint, status
+            )
+        counter.inc()
+        self._latency.observe(time.perf_counter() - started)
+
+    def outcome(self, exc: Exception) -> tuple[grpc.StatusCode, str]:
+        """The status and message a failed call ends with (internal details go to the log)."""
         if isinstance(exc, ServiceError):
-            self.code = status_for(exc)
-            await context.abort(self.code, exc.message)
-        self.code = grpc.StatusCode.INTERNAL
-        log.error("unhandled error in %s", self.method, exc_info=exc)
-        await context.abort(self.code, "internal server error")
-
-    def done(self, context: Context) -> None:
-        code = context.code() if self.code is grpc.StatusCode.OK else self.code
-        name = code.name if isinstance(code, grpc.StatusCode) else "OK"
-        self.telemetry.observe_request(
-            "grpc", self.method, name, time.perf_counter() - self.started
-        )
+            code = status_for(exc)
+            if code is grpc.StatusCode.INTERNAL:
+                log.error("%s failed: %s", self.endpoint, exc.message)
+            return code, exc.message
+        log.error("unhandled error in %s", self.endpoint, exc_info=exc)
+        return grpc.StatusCode.INTERNAL, "internal server error"
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps every unary and streaming handler."""
+def _unary(method: Callable[..., Any], calls: _Calls) -> Callable[..., Any]:
+    async def handler(request: Any, context: Context) -> Any:
+        started, status = time.perf_counter(), "OK"
+        try:
+            return await method(request, context)
+        except asyncio.CancelledError:
+            status = "CANCELLED"
+            raise
+        except grpc.aio.AbortError:
+            status = _aborted(context)
+            raise
+        except Exception as exc:
+            code, message = calls.outcome(exc)
+            status = code.name
+            await context.abort(code, message)
+        finally:
+            calls.record(status, started)
 
-    def __init__(self, telemetry: Telemetry) -> None:
-        self.telemetry = telemetry
+    return handler
 
-    async def intercept_service(self, continuation: Any, details: Any) -> Any:
-        # grpc's type stubs describe synchronous handlers only; aio handlers are typed loosely.
-        handler = await continuation(details)
-        if handler is None:
-            return handler
-        method = details.method
-        telemetry = self.telemetry
-        if handler.unary_unary is not None:
-            behavior = handler.unary_unary
 
-            async def unary(request: Any, context: Context) -> Any:
-                call = _Call(telemetry, method)
-                try:
-                    return await behavior(request, context)
-                except grpc.aio.AbortError:
-                    raise
-                except Exception as exc:
-                    await call.fail(context, exc)
-                finally:
-                    call.done(context)
+def _streaming(method: Callable[..., AsyncIterator[Any]], calls: _Calls) -> Callable[..., Any]:
+    async def handler(requests: Any, context: Context) -> AsyncIterator[Any]:
+        started, status = time.perf_counter(), "OK"
+        try:
+            async for response in method(requests, context):
+                yield response
+        except asyncio.CancelledError:
+            status = "CANCELLED"
+            raise
+        except grpc.aio.AbortError:
+            status = _aborted(context)
+            raise
+        except Exception as exc:
+            code, message = calls.outcome(exc)
+            status = code.name
+            await context.abort(code, message)
+        finally:
+            calls.record(status, started)
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary, handler.request_deserializer, handler.response_serializer
-            )
-        if handler.stream_stream is not None:
-            streaming = handler.stream_stream
+    return handler
 
-            async def stream(requests: Any, context: Context) -> AsyncIterator[Any]:
-                call = _Call(telemetry, method)
-                try:
-                    async for response in streaming(requests, context):
-                        yield response
-                except grpc.aio.AbortError:
-                    raise
-                except Exception as exc:
-                    await call.fail(context, exc)
-                finally:
-                    call.done(context)
 
-            return grpc.stream_stream_rpc_method_handler(
-                stream, handler.request_deserializer, handler.response_serializer
-            )
-        return handler  # unary-stream (health Watch): passed through untouched
+def _aborted(context: Context) -> str:
+    code = context.code()
+    return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+
+
+def guarded(servicer: object, service: ServiceDescriptor, telemetry: Telemetry) -> Any:
+    """``servicer`` with each RPC of ``service`` wrapped: errors mapped, calls counted."""
+    methods = {}
+    for rpc in service.methods:
+        method = getattr(servicer, rpc.name)
+        calls = _Calls(telemetry, f"/{service.full_name}/{rpc.name}")
+        if rpc.client_streaming or rpc.server_streaming:
+            methods[rpc.name] = _streaming(method, calls)
+        else:
+            methods[rpc.name] = _unary(method, calls)
+    return SimpleNamespace(**methods)

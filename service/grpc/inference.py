@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from service import oip
 from service._generated.inference import grpc_predict_v2_pb2 as v2
 from service._generated.inference import grpc_predict_v2_pb2_grpc as v2_grpc
@@ -57,10 +55,8 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
             outputs=[tensor(**t) for t in metadata["outputs"]],
         )
 
-    def _infer(self, request: v2.ModelInferRequest) -> v2.ModelInferResponse:
-        return infer_response_to_proto(oip.infer(self.plane, infer_request_from_proto(request)))
-
     async def ModelInfer(
         self, request: v2.ModelInferRequest, context: Context
     ) -> v2.ModelInferResponse:
-        return await asyncio.to_thread(self._infer, request)
+        response = await oip.infer(self.plane, infer_request_from_proto(request))
+        return infer_response_to_proto(response)

@@ -1,4 +1,4 @@
-"""The gRPC server: both APIs, the standard health service, reflection, one interceptor."""
+"""The gRPC server: both APIs (errors mapped in one place), health, and reflection."""
 
 from __future__ import annotations
 
@@ -12,15 +12,14 @@ from service._generated.cifar10.v1 import classifier_pb2, classifier_pb2_grpc
 from service._generated.inference import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc
 from service.dataplane import DataPlane
 from service.grpc.classifier import ClassifierServicer
-from service.grpc.errors import ErrorInterceptor
+from service.grpc.errors import guarded
 from service.grpc.inference import InferenceServicer
 
 __all__ = ["GrpcServer"]
 
-SERVICES = (
-    classifier_pb2.DESCRIPTOR.services_by_name["Classifier"].full_name,
-    grpc_predict_v2_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,
-)
+CLASSIFIER = classifier_pb2.DESCRIPTOR.services_by_name["Classifier"]
+INFERENCE = grpc_predict_v2_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+SERVICES = (CLASSIFIER.full_name, INFERENCE.full_name)
 
 
 def _reflection_pool() -> descriptor_pool.DescriptorPool:
@@ -37,17 +36,30 @@ def _reflection_pool() -> descriptor_pool.DescriptorPool:
 class GrpcServer:
     """A ``grpc.aio`` server whose health status follows the data plane's readiness."""
 
-    def __init__(self, plane: DataPlane, *, host: str, port: int, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        plane: DataPlane,
+        *,
+        host: str,
+        port: int,
+        max_message_bytes: int,
+        reuse_port: bool = False,
+    ) -> None:
         self.server = grpc.aio.server(
-            interceptors=[ErrorInterceptor(plane.telemetry)],
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.max_send_message_length", max_message_bytes),
+                # Shared only by the worker processes of one service (see service.listeners);
+                # alone, a port already in use must be an error, not silently shared.
+                ("grpc.so_reuseport", int(reuse_port)),
             ],
         )
-        classifier_pb2_grpc.add_ClassifierServicer_to_server(ClassifierServicer(plane), self.server)
+        telemetry = plane.telemetry
+        classifier_pb2_grpc.add_ClassifierServicer_to_server(
+            guarded(ClassifierServicer(plane), CLASSIFIER, telemetry), self.server
+        )
         grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-            InferenceServicer(plane), self.server
+            guarded(InferenceServicer(plane), INFERENCE, telemetry), self.server
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -56,9 +68,12 @@ class GrpcServer:
             self.server,
             pool=_reflection_pool(),
         )
-        self.port = self.server.add_insecure_port(f"{host}:{port}")
+        try:
+            self.port = self.server.add_insecure_port(f"{host}:{port}")
+        except RuntimeError:  # newer grpc raises instead of returning 0
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot bind gRPC to {host}:{port}")
+            raise OSError(f"cannot bind gRPC to {host}:{port}: address already in use")
 
     async def start(self) -> None:
         """Listen; health reports NOT_SERVING until :meth:`set_serving`."""

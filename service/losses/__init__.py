@@ -7,6 +7,6 @@
 
 from service.losses._api import LossResult, compute_loss
 from service.losses._reduction import REDUCTIONS
-from service.losses._registry import LOSSES
+from service.losses._registry import LOSS_OPTIONS, LOSSES, LossOption
 
-__all__ = ["LOSSES", "REDUCTIONS", "LossResult", "compute_loss"]
+__all__ = ["LOSSES", "LOSS_OPTIONS", "REDUCTIONS", "LossOption", "LossResult", "compute_loss"]

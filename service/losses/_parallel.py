@@ -8,7 +8,6 @@ batches run inline: below :data:`MIN_ELEMENTS_PER_THREAD` the hand-off costs mor
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from service.cpus import usable_cpus
 from service.losses._inputs import FloatArray, Labels, LossOutput
 
 MIN_ELEMENTS_PER_THREAD = 1 << 17
@@ -26,10 +26,7 @@ Kernel = Callable[..., LossOutput]
 
 def default_threads() -> int:
     """The number of CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return usable_cpus()
 
 
 @cache

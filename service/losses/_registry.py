@@ -173,6 +173,29 @@ LOSSES: Mapping[str, LossSpec] = {spec.name: spec for spec in _SPECS}
 """Every supported loss by its Keras identifier."""
 
 
+@dataclass(frozen=True)
+class LossOption:
+    """How a loss option travels in requests: its JSON type and what it means."""
+
+    annotation: Any
+    description: str
+
+
+LOSS_OPTIONS: Mapping[str, LossOption] = {
+    "label_smoothing": LossOption(float, "Label smoothing in [0, 1] (cross-entropy losses)."),
+    "alpha": LossOption(
+        float | list[float],
+        "Focal weighting: a number in [0, 1] (binary), or a number or one weight per class "
+        "(categorical).",
+    ),
+    "gamma": LossOption(float, "Focusing parameter >= 0 (focal losses)."),
+    "apply_class_balancing": LossOption(bool, "Weight positives by alpha (binary focal)."),
+    "ignore_class": LossOption(int, "Class id whose rows do not count (sparse cross-entropy)."),
+}
+"""Every option any loss takes, by name: transports accept exactly these (each loss checks
+which of them it takes)."""
+
+
 def get_loss(name: str) -> LossSpec:
     """The loss called ``name``, or :class:`InvalidInputError` listing the valid names."""
     try:

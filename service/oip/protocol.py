@@ -3,11 +3,14 @@
 Outputs offered for every model: the model's own output (``logits``) and ``probabilities``,
 computed by the server with the activation chosen by the request parameter ``activation``
 (``softmax`` by default, or ``sigmoid``/``log_softmax``; with ``log_softmax`` the
-``probabilities`` output holds log-probabilities). ``temperature`` is also a request parameter.
+``probabilities`` output holds log-probabilities; ``none`` offers the logits alone).
+``temperature`` is also a request parameter, and ``timeout`` (microseconds, as tritonclient
+sends it) bounds how long the request may wait for the model.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,11 +18,10 @@ import numpy as np
 import numpy.typing as npt
 
 from service import __version__
-from service.codecs import pixel_batch
+from service.codecs import pixels
 from service.codecs.tensors import datatype_of
-from service.dataplane import DataPlane
+from service.dataplane import DataPlane, PredictOptions
 from service.errors import InvalidInputError
-from service.types import PredictOptions
 
 __all__ = [
     "PROBABILITIES",
@@ -37,22 +39,21 @@ __all__ = [
 SERVER_NAME = "cifar10-inference-service"
 PLATFORM = "onnxruntime_onnx"
 PROBABILITIES = "probabilities"
-PARAMETER_ACTIVATIONS = ("softmax", "sigmoid", "log_softmax")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class InferInput:
     name: str
     data: npt.NDArray[np.generic]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RequestedOutput:
     name: str
     parameters: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class InferRequest:
     model: str
     version: str | None
@@ -63,7 +64,7 @@ class InferRequest:
     id: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class InferOutput:
     name: str
     data: npt.NDArray[np.generic]
@@ -74,12 +75,17 @@ class InferOutput:
         return datatype_of(self.data)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class InferResponse:
     model_name: str
     model_version: str
     id: str
     outputs: list[InferOutput]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of tensor data in the response."""
+        return sum(output.data.nbytes for output in self.outputs)
 
 
 def server_metadata(extensions: list[str]) -> dict[str, Any]:
@@ -113,21 +119,16 @@ def model_metadata(plane: DataPlane, name: str, version: str | None) -> dict[str
     }
 
 
-def _options(parameters: dict[str, Any]) -> PredictOptions:
-    activation = parameters.get("activation", "softmax")
-    if activation not in PARAMETER_ACTIVATIONS:
-        raise InvalidInputError(
-            f"parameter activation must be one of {', '.join(PARAMETER_ACTIVATIONS)}, "
-            f"got {activation!r}",
-            field="activation",
-        )
-    temperature = parameters.get("temperature", 1.0)
-    if isinstance(temperature, bool) or not isinstance(temperature, int | float):
-        raise InvalidInputError("parameter temperature must be a number", field="temperature")
-    return PredictOptions(activation=activation, temperature=float(temperature))
+def _deadline(parameters: dict[str, Any]) -> float | None:
+    """tritonclient sends a client timeout as the ``timeout`` parameter, in microseconds; it
+    bounds the time the request may wait for the model."""
+    timeout = parameters.get("timeout")
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0:
+        return None
+    return time.monotonic() + timeout / 1e6
 
 
-def infer(plane: DataPlane, request: InferRequest) -> InferResponse:
+async def infer(plane: DataPlane, request: InferRequest) -> InferResponse:
     """Run the model on the request's one image input and return the requested outputs."""
     model = plane.model(request.model, request.version or None)
     if len(request.inputs) != 1 or request.inputs[0].name != model.input.name:
@@ -136,23 +137,26 @@ def infer(plane: DataPlane, request: InferRequest) -> InferResponse:
             f"model {model.name} takes one input named {model.input.name!r}, got {names}",
             field="inputs",
         )
-    data = request.inputs[0].data
-    if data.dtype.kind not in "uif":
-        raise InvalidInputError(
-            f"input {model.input.name!r} must be numeric pixel values", field="inputs"
-        )
-    plane.check_batch(len(data) if data.ndim else 0, "inputs")
-    images = pixel_batch(data, model.image_shape, field=f"input {model.input.name!r}")
-    available = (model.output.name, PROBABILITIES)
-    wanted = [o.name for o in request.outputs] or list(available)
+    field = f"input {model.input.name!r}"
+    images = pixels(request.inputs[0].data, field)
+    options = PredictOptions.parse(
+        "parameter ",
+        activation=request.parameters.get("activation"),
+        temperature=request.parameters.get("temperature"),
+    )
+    available = [model.output.name]
+    if options.activation.scores_name is not None:
+        available.append(PROBABILITIES)
+    wanted = [o.name for o in request.outputs] or available
     unknown = [name for name in wanted if name not in available]
     if unknown:
         raise InvalidInputError(
-            f"unknown output {unknown[0]!r} (model {model.name} offers {', '.join(available)})",
+            f"unknown output {unknown[0]!r} (model {model.name} offers {', '.join(available)} "
+            f"with activation {options.activation})",
             field="outputs",
         )
-    prediction = plane.predict(
-        images, model=model.name, version=model.version, options=_options(request.parameters)
+    prediction = await plane.predict(
+        model, images, options, field=field, deadline=_deadline(request.parameters)
     )
     values = {model.output.name: prediction.logits, PROBABILITIES: prediction.scores}
     parameters = {o.name: o.parameters for o in request.outputs}

@@ -1,42 +1,67 @@
-"""The model repository: every model version found, loaded once at start-up."""
+"""The model repository: every model version found, loaded once at start-up.
+
+:func:`load_models` opens the sessions (in a model process); :class:`ModelRepository` is the
+lookup of what is served, by name and version, over the models' specs.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from service.batching import BatchingOptions, with_overrides
 from service.errors import InvalidInputError, NotFoundError
-from service.repository._layout import MODEL_FILE, discover
-from service.repository._model import ServedModel, TensorSpec, load_model
+from service.repository._layout import CONFIG_FILE, MODEL_FILE, discover
+from service.repository._model import LoadedModel, ServedModel, TensorSpec, load_model
 from service.repository._runtime import providers_for, session_options
 
-__all__ = ["MODEL_FILE", "ModelRepository", "ServedModel", "TensorSpec"]
+__all__ = [
+    "CONFIG_FILE",
+    "MODEL_FILE",
+    "LoadedModel",
+    "ModelRepository",
+    "ServedModel",
+    "TensorSpec",
+    "discover",
+    "load_models",
+]
 
 log = logging.getLogger(__name__)
+
+
+def load_models(
+    repository: Path,
+    *,
+    device: str,
+    intra_op_threads: int,
+    batching: BatchingOptions | None = None,
+) -> list[LoadedModel]:
+    """Load and warm up every ``<model>/<version>/model.onnx`` under ``repository``, each model
+    with ``batching`` updated by its ``<model>/config.json`` when there is one.
+
+    Raises :class:`~service.errors.ModelLoadError` for a missing repository, an empty one, an
+    invalid ``config.json``, or any file onnxruntime cannot serve.
+    """
+    providers = providers_for(device)
+    options = session_options(intra_op_threads)
+    defaults = batching or BatchingOptions.model_validate({})
+    loaded = []
+    for name, versions in discover(repository).items():
+        model_batching = with_overrides(defaults, repository / name / CONFIG_FILE)
+        for version, path in versions.items():
+            loaded.append(load_model(name, version, path, providers, options, model_batching))
+    return loaded
 
 
 class ModelRepository:
     """Served models by name and version; the latest version answers when none is named."""
 
-    def __init__(self, models: Mapping[str, Mapping[int, ServedModel]]) -> None:
-        self._models = {name: dict(sorted(v.items())) for name, v in models.items()}
-
-    @classmethod
-    def load(cls, repository: Path, *, device: str, intra_op_threads: int) -> ModelRepository:
-        """Load and warm up every ``<model>/<version>/model.onnx`` under ``repository``.
-
-        Raises :class:`~service.errors.ModelLoadError` for a missing repository, an empty one,
-        or any file onnxruntime cannot serve.
-        """
-        providers = providers_for(device)
-        options = session_options(intra_op_threads)
-        found = discover(repository)
-        models = {
-            name: {v: load_model(name, v, path, providers, options) for v, path in versions.items()}
-            for name, versions in found.items()
-        }
-        return cls(models)
+    def __init__(self, models: Iterable[ServedModel]) -> None:
+        found: dict[str, dict[int, ServedModel]] = {}
+        for model in models:
+            found.setdefault(model.name, {})[model.version] = model
+        self._models = {name: dict(sorted(v.items())) for name, v in sorted(found.items())}
 
     def __iter__(self) -> Iterator[ServedModel]:
         for versions in self._models.values():
@@ -44,7 +69,7 @@ class ModelRepository:
 
     def names(self) -> list[str]:
         """Served model names, sorted."""
-        return sorted(self._models)
+        return list(self._models)
 
     def versions(self, name: str) -> list[int]:
         """Versions of ``name``, ascending."""

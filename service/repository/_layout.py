@@ -7,9 +7,11 @@ from pathlib import Path
 
 from service.errors import ModelLoadError
 
-__all__ = ["MODEL_FILE", "discover"]
+__all__ = ["CONFIG_FILE", "MODEL_FILE", "discover"]
 
 MODEL_FILE = "model.onnx"
+CONFIG_FILE = "config.json"
+"""Optional per-model settings beside the versions: ``<repository>/<model>/config.json``."""
 log = logging.getLogger(__name__)
 
 

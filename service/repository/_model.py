@@ -1,4 +1,4 @@
-"""One served ONNX model: its session, tensor specs, preprocessing and class names.
+"""One served ONNX model: its spec (tensors, preprocessing, class names) and its session.
 
 Everything is read from the file (input/output names, shapes, dtypes) and its metadata
 (class names, layout, pixel range); nothing is assumed about the exporter.
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from service.batching import BatchingOptions
 from service.errors import ModelLoadError
 
-__all__ = ["ServedModel", "TensorSpec", "load_model"]
+__all__ = ["LoadedModel", "ServedModel", "TensorSpec", "load_model"]
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +46,12 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class ServedModel:
-    """A loaded model version. :meth:`infer` maps 0–255 NHWC pixels to float32 logits."""
+    """What a served model version is: names, tensors, preprocessing, classes. Plain data, so
+    that the serving process knows every model while only the model processes hold sessions."""
 
     name: str
     version: int
     path: Path
-    session: ort.InferenceSession = field(repr=False)
     input: TensorSpec
     output: TensorSpec
     layout: str
@@ -60,19 +62,42 @@ class ServedModel:
     class_names: tuple[str, ...]
     metadata: dict[str, str]
     provider: str
+    batching: BatchingOptions
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def infer(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Logits ``[N, C]`` for images ``[N, H, W, C]`` of 0–255 pixel values."""
-        batch = images if self.pixel_scale == 1.0 else images * np.float32(self.pixel_scale)
-        if self.layout == "NCHW":
+    @property
+    def key(self) -> tuple[str, int]:
+        """Name and version: what identifies this model version."""
+        return self.name, self.version
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model version with its onnxruntime session. :meth:`infer` maps 0–255 NHWC pixels to
+    float32 logits."""
+
+    spec: ServedModel
+    session: ort.InferenceSession = field(repr=False)
+
+    def infer(self, images: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
+        """Logits ``[N, C]`` for images ``[N, H, W, C]`` of 0–255 pixel values (any numeric
+        dtype; converted to what the model takes here, on the calling thread)."""
+        spec = self.spec
+        batch = images.astype(np.float32, copy=False)
+        if spec.pixel_scale != 1.0:
+            batch = batch * np.float32(spec.pixel_scale)
+        if spec.layout == "NCHW":
             batch = batch.transpose(0, 3, 1, 2)
-        batch = np.ascontiguousarray(batch, dtype=self.input_dtype)
-        (logits,) = self.session.run([self.output.name], {self.input.name: batch})
+        batch = np.ascontiguousarray(batch, dtype=spec.input_dtype)
+        (logits,) = self.session.run([spec.output.name], {spec.input.name: batch})
         return np.asarray(logits, dtype=np.float32)
+
+    def infer_parts(self, parts: Sequence[npt.NDArray[np.generic]]) -> npt.NDArray[np.float32]:
+        """Logits for several requests' images in one model run, rows in order."""
+        return self.infer(parts[0] if len(parts) == 1 else np.concatenate(parts))
 
 
 def _spec(node: Any, path: Path) -> tuple[TensorSpec, type[np.generic]]:
@@ -114,8 +139,13 @@ def _class_names(metadata: dict[str, str], count: int, path: Path) -> tuple[str,
 
 
 def load_model(
-    name: str, version: int, path: Path, providers: list[str], options: ort.SessionOptions
-) -> ServedModel:
+    name: str,
+    version: int,
+    path: Path,
+    providers: list[str],
+    options: ort.SessionOptions,
+    batching: BatchingOptions,
+) -> LoadedModel:
     """Open ``path`` with onnxruntime, read its specs and metadata, and run one warm-up
     inference. Any problem is a :class:`ModelLoadError` naming the file."""
     try:
@@ -135,22 +165,20 @@ def load_model(
     if pixel_range not in PIXEL_SCALES:
         raise ModelLoadError(f"{path}: input_pixel_range {pixel_range!r} is not one of 0-255, 0-1")
 
-    provisional = ServedModel(
-        name, version, path, session, input_spec, output_spec, layout, image_shape,
-        input_dtype, PIXEL_SCALES[pixel_range], (), metadata, session.get_providers()[0],
+    spec = ServedModel(
+        name, version, path, input_spec, output_spec, layout, image_shape, input_dtype,
+        PIXEL_SCALES[pixel_range], (), metadata, session.get_providers()[0], batching,
     )  # fmt: skip
     try:
-        warm = provisional.infer(np.zeros((1, *image_shape), dtype=np.float32))
+        warm = LoadedModel(spec, session).infer(np.zeros((1, *image_shape), dtype=np.float32))
     except Exception as exc:
         raise ModelLoadError(f"{path}: warm-up inference failed: {exc}") from exc
     if warm.ndim != 2:
         raise ModelLoadError(f"{path}: output {output_spec.name!r} must be [N, classes]")
-    model = ServedModel(
-        **{**provisional.__dict__, "class_names": _class_names(metadata, warm.shape[1], path)}
-    )
+    spec = replace(spec, class_names=_class_names(metadata, warm.shape[1], path))
     log.info(
         "loaded %s version %d from %s on %s (%s %s -> %s, %d classes)",
-        name, version, path, model.provider, input_spec.name, list(input_spec.shape),
-        output_spec.name, model.num_classes,
+        name, version, path, spec.provider, input_spec.name, list(input_spec.shape),
+        output_spec.name, spec.num_classes,
     )  # fmt: skip
-    return model
+    return LoadedModel(spec, session)

@@ -28,9 +28,13 @@ def providers_for(device: str) -> list[str]:
 
 
 def session_options(intra_op_threads: int) -> ort.SessionOptions:
-    """Graph optimisations on; ``intra_op_threads`` threads per run (0 = onnxruntime's choice)."""
+    """Graph optimisations on; ``intra_op_threads`` threads per run, one inter-op thread, and
+    idle threads that sleep instead of spinning: spinning would take the cores the event loop
+    and the other executor threads need (see ``docs/service.md``)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only; our own log says what loaded where
     return options

@@ -1,16 +1,13 @@
-"""Fast JSON in and out: orjson, with numpy arrays serialised natively."""
+"""Fast JSON responses: orjson, with numpy arrays written from their buffers."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import orjson
-from fastapi import Request
 from starlette.responses import Response
 
-from service.errors import InvalidInputError
-
-__all__ = ["JSONResponse", "read_json"]
+__all__ = ["JSONResponse"]
 
 
 class JSONResponse(Response):
@@ -20,12 +17,3 @@ class JSONResponse(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-async def read_json(request: Request) -> Any:
-    """The request body parsed as JSON, or a 400 naming the problem."""
-    body = await request.body()
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInputError(f"request body is not valid JSON: {exc}", field="body") from None

@@ -18,8 +18,11 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from service.errors import (
+    DeadlineExceededError,
+    InferenceFailedError,
     InvalidInputError,
     NotFoundError,
+    OverloadedError,
     RequestTooLargeError,
     ServiceError,
     UnavailableError,
@@ -33,7 +36,10 @@ HTTP_STATUS: dict[type[ServiceError], int] = {
     InvalidInputError: 400,
     NotFoundError: 404,
     RequestTooLargeError: 413,
+    OverloadedError: 503,
     UnavailableError: 503,
+    DeadlineExceededError: 504,
+    InferenceFailedError: 500,
 }
 HTTP_CODES = {
     400: "invalid_argument",
@@ -54,13 +60,15 @@ def status_for(error: ServiceError) -> int:
 V2_PREFIX = "/v2"
 
 
-def error_response(status: int, code: str, message: str, path: str = "") -> Response:
+def error_response(
+    status: int, code: str, message: str, path: str = "", headers: dict[str, str] | None = None
+) -> Response:
     """The error body for ``path``: the protocol's shape under ``/v2``, else the project's."""
     if path == V2_PREFIX or path.startswith(V2_PREFIX + "/"):
         body = orjson.dumps({"error": message})
     else:
         body = orjson.dumps({"error": {"code": code, "message": message}})
-    return Response(body, status_code=status, media_type="application/json")
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 def validation_message(errors: list[dict[str, object]]) -> str:
@@ -79,7 +87,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def _service(request: Request, exc: ServiceError) -> Response:
-        return error_response(status_for(exc), exc.code, exc.message, request.url.path)
+        headers = None
+        if isinstance(exc, OverloadedError):
+            headers = {"Retry-After": str(exc.retry_after_seconds)}
+        return error_response(status_for(exc), exc.code, exc.message, request.url.path, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _request_validation(request: Request, exc: RequestValidationError) -> Response:

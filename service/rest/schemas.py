@@ -1,12 +1,17 @@
-"""Request and response bodies of the project's REST API (also its OpenAPI schema)."""
+"""Request and response bodies of the project's REST API (also its OpenAPI schema).
+
+Prediction options come from :class:`~service.dataplane.PredictOptions` and loss options from
+the loss registry, so each is defined once for every transport.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, create_model
 
-from service.losses import LOSSES, REDUCTIONS
+from service.dataplane import Activation, PredictOptions
+from service.losses import LOSS_OPTIONS, LOSSES, REDUCTIONS
 
 __all__ = [
     "LossBody",
@@ -17,22 +22,16 @@ __all__ = [
     "PredictResponse",
 ]
 
-Activation = Literal["softmax", "sigmoid", "log_softmax", "none"]
 Version = StrictInt | str
+_STRICT = {bool: StrictBool, int: StrictInt}
+"""JSON types that must not be coerced (``"yes"`` is not a flag, ``1.5`` not a class id)."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-
-class PredictForm(_Strict):
+class PredictForm(PredictOptions):
     """Options of ``POST /predict``; also the form fields of a multipart upload."""
 
     model: str | None = Field(None, description="Model name (default: the only served model).")
     version: Version | None = Field(None, description="Model version (default: the latest).")
-    activation: Activation = Field("softmax", description="What to return besides the logits.")
-    temperature: float = Field(1.0, gt=0, description="Logits are divided by it first.")
-    top_k: int = Field(0, ge=0, description="Also return the k best classes of each image.")
 
 
 class PredictBody(PredictForm):
@@ -68,8 +67,8 @@ class PredictResponse(BaseModel):
     top_k: list[list[TopClassBody]] | None = None
 
 
-class LossBody(_Strict):
-    """``POST /loss``: labels plus exactly one of logits, probabilities, instances, images."""
+class _LossFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     loss: str = Field(description="Keras identifier: " + ", ".join(LOSSES))
     labels: list[Any] = Field(description="Class ids [N], or targets [N, C].")
@@ -81,17 +80,24 @@ class LossBody(_Strict):
     version: Version | None = None
     reduction: str = Field("sum_over_batch_size", description=", ".join(REDUCTIONS))
     sample_weight: float | list[float] | None = None
-    label_smoothing: float | None = None
-    alpha: float | list[float] | None = None
-    gamma: float | None = None
-    apply_class_balancing: StrictBool | None = None
-    ignore_class: StrictInt | None = None
     return_gradient: StrictBool = False
 
     def options(self) -> dict[str, Any]:
         """The loss-specific options that were given."""
-        names = ("label_smoothing", "alpha", "gamma", "apply_class_balancing", "ignore_class")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        given = {name: getattr(self, name) for name in LOSS_OPTIONS}
+        return {name: value for name, value in given.items() if value is not None}
+
+
+LossBody: type[_LossFields] = create_model(  # type: ignore[call-overload]
+    "LossBody",
+    __base__=_LossFields,
+    __doc__="``POST /loss``: labels plus exactly one of logits, probabilities, instances, images.",
+    **{
+        name: (_STRICT.get(option.annotation, option.annotation) | None,
+               Field(None, description=option.description))
+        for name, option in LOSS_OPTIONS.items()
+    },
+)  # fmt: skip
 
 
 class Metrics(BaseModel):

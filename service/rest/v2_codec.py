@@ -13,7 +13,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.codecs.tensors import from_bytes, from_values, to_bytes
+from service.codecs.json_arrays import JsonArray, JsonObject, parse, to_python
+from service.codecs.tensors import from_bytes, from_json, to_bytes
 from service.errors import InvalidInputError
 from service.oip import InferInput, InferRequest, InferResponse, RequestedOutput
 
@@ -45,15 +46,36 @@ class _Request(BaseModel):
     outputs: list[_Output] = Field(default_factory=list)
 
 
-def _split(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
+def _split(body: bytes, header_length: str | None) -> tuple[bytes, memoryview]:
     if header_length is None:
-        return body, b""
+        return body, memoryview(b"")
     if not header_length.isdigit() or int(header_length) > len(body):
         raise InvalidInputError(
             f"{HEADER_LENGTH} must be the byte length of the JSON header (body has {len(body)})",
             field=HEADER_LENGTH,
         )
-    return body[: int(header_length)], body[int(header_length) :]
+    return body[: int(header_length)], memoryview(body)[int(header_length) :]
+
+
+def _plain(document: Any) -> Any:
+    """The header as Python values, except each input's ``data``: kept as parsed, so that its
+    numbers are read into numpy in one go."""
+    if not isinstance(document, JsonObject):
+        return to_python(document)
+    fields = {k: to_python(v) for k, v in document.items() if k != "inputs"}
+    if "inputs" in document:
+        inputs = document["inputs"]
+        fields["inputs"] = (
+            [
+                {k: v if k == "data" else to_python(v) for k, v in t.items()}
+                if isinstance(t, JsonObject)
+                else to_python(t)
+                for t in inputs
+            ]
+            if isinstance(inputs, JsonArray)
+            else to_python(inputs)
+        )
+    return fields
 
 
 def decode_infer_request(
@@ -61,10 +83,7 @@ def decode_infer_request(
 ) -> InferRequest:
     """Parse an infer request body (JSON, or JSON plus binary tensors)."""
     header, binary = _split(body, header_length)
-    try:
-        parsed = _Request.model_validate(orjson.loads(header))
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInputError(f"request body is not valid JSON: {exc}", field="body") from None
+    parsed = _Request.model_validate(_plain(parse(header)))
     inputs, offset = [], 0
     for tensor in parsed.inputs:
         field = f"input {tensor.name!r}"
@@ -81,7 +100,7 @@ def decode_infer_request(
                 f"{field}: needs data or parameters.binary_data_size", field=field
             )
         else:
-            data = from_values(tensor.data, tensor.datatype, tensor.shape, field)
+            data = from_json(tensor.data, tensor.datatype, tensor.shape, field)
         inputs.append(InferInput(tensor.name, data))
     if offset != len(binary):
         raise InvalidInputError(

@@ -1,36 +1,33 @@
-"""Fixtures: a model repository of small ONNX models, the data plane, and REST clients."""
+"""Fixtures: a model repository of small ONNX models, the service in-process and as its own
+process, and clients."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 
 from service.dataplane import DataPlane
-from service.repository import ModelRepository
-from service.rest import create_app
-from service.telemetry import Telemetry
-from tests.service.live import LiveService, live_service
+from service.launcher import RunningService, running_service
+from tests.service.helpers import CLASSES, MAX_ROWS, InProcessService
 from tests.service.onnx_models import LinearModel, write_linear_model
-
-CLASSES = [f"thing-{i}" for i in range(10)]
-MAX_BATCH = 64
-MAX_BODY = 1 << 20
 
 
 @pytest.fixture(scope="session")
 def repository_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("models")
     meta = {"dataset": "synthetic", "input_layout": "NHWC", "input_pixel_range": "0-255"}
-    write_linear_model(
-        root / "cifar10" / "1" / "model.onnx", seed=1, metadata=meta, class_names=CLASSES
-    )
-    write_linear_model(
-        root / "cifar10" / "2" / "model.onnx", seed=2, metadata=meta, class_names=CLASSES
-    )
+    for version in (1, 2):
+        write_linear_model(
+            root / "cifar10" / str(version) / "model.onnx",
+            seed=version,
+            metadata=meta,
+            class_names=CLASSES,
+        )
     write_linear_model(
         root / "xy" / "1" / "model.onnx", seed=3, input_name="x", output_name="y", classes=4
     )
@@ -40,8 +37,6 @@ def repository_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def references() -> dict[tuple[str, int], LinearModel]:
     """The numpy twins of the repository's models (same seeds)."""
-    import tempfile
-
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         return {
@@ -52,18 +47,25 @@ def references() -> dict[tuple[str, int], LinearModel]:
 
 
 @pytest.fixture(scope="session")
-def plane(repository_path: Path) -> DataPlane:
-    repository = ModelRepository.load(repository_path, device="cpu", intra_op_threads=1)
-    dataplane = DataPlane(repository, Telemetry(), max_batch_size=MAX_BATCH)
-    dataplane.set_ready(True)
-    return dataplane
+def served(repository_path: Path) -> Iterator[InProcessService]:
+    """The service in this process (REST and gRPC on loopback), for the whole session."""
+    service = InProcessService(
+        repository_path, max_request_rows=MAX_ROWS, max_request_bytes=1 << 20
+    ).start()
+    yield service
+    service.stop()
 
 
 @pytest.fixture(scope="session")
-def client(plane: DataPlane) -> Iterator[TestClient]:
-    app = create_app(plane, plane.telemetry, max_request_bytes=MAX_BODY)
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
+def plane(served: InProcessService) -> DataPlane:
+    assert served.plane is not None
+    return served.plane
+
+
+@pytest.fixture(scope="session")
+def client(served: InProcessService) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=served.url, timeout=60) as http:
+        yield http
 
 
 @pytest.fixture
@@ -72,12 +74,7 @@ def images() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def plane_repository(plane: DataPlane) -> ModelRepository:
-    return plane.repository
-
-
-@pytest.fixture(scope="session")
-def live(repository_path: Path) -> Iterator[LiveService]:
-    """``python -m service`` (REST and gRPC) on free loopback ports, for the whole session."""
-    with live_service(repository_path, "--max-batch-size", str(MAX_BATCH)) as running:
+def live(repository_path: Path) -> Iterator[RunningService]:
+    """``python -m service`` as its own process on free loopback ports, for the whole session."""
+    with running_service(repository_path, "--max-request-rows", str(MAX_ROWS)) as running:
         yield running

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.live import REPO, live_service
+from service.launcher import REPO, running_service
 from tests.service.onnx_models import write_linear_model
 
 
@@ -39,7 +39,7 @@ def test_every_rest_example_works(tmp_path: Path) -> None:
     write_linear_model(tmp_path / "cifar10" / "1" / "model.onnx", metadata={"dataset": "synthetic"})
     commands = readme_commands("REST API")
     assert len(commands) >= 10
-    with live_service(tmp_path) as service:
+    with running_service(tmp_path) as service:
         for command in commands:
             command = command.replace("localhost:8000", f"127.0.0.1:{service.http_port}")
             done = subprocess.run(
@@ -69,7 +69,7 @@ def test_grpc_and_open_inference_protocol_examples(tmp_path: Path) -> None:
     )
     assert len(snippets) == 2
     commands = [c for c in readme_commands("gRPC API") if "batch.npz" not in c]
-    with live_service(tmp_path) as service:
+    with running_service(tmp_path) as service:
         for snippet in snippets:
             code = snippet.replace("127.0.0.1:50051", f"127.0.0.1:{service.grpc_port}")
             code = code.replace("localhost:8000", f"127.0.0.1:{service.http_port}")

@@ -17,12 +17,12 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/health/live", summary="200 while the process runs")
-def live() -> Response:
+async def live() -> Response:
     return JSONResponse({"status": "live"})
 
 
 @router.get("/health/ready", summary="200 once models are loaded and warmed up, else 503")
-def ready(request: Request) -> Response:
+async def ready(request: Request) -> Response:
     plane: DataPlane = request.app.state.dataplane
     if not plane.ready():
         raise UnavailableError("not ready")
@@ -30,6 +30,6 @@ def ready(request: Request) -> Response:
 
 
 @router.get("/metrics", summary="Prometheus metrics")
-def metrics(request: Request) -> Response:
+async def metrics(request: Request) -> Response:
     telemetry: Telemetry = request.app.state.telemetry
     return Response(telemetry.exposition(), media_type=CONTENT_TYPE_LATEST)

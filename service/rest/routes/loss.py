@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from service.dataplane import DataPlane
-from service.rest.encoding import JSONResponse, read_json
-from service.rest.inputs import image_batch
+from service.dataplane import DataPlane, LossOutcome
+from service.rest.decoding import decode_loss
+from service.rest.encoding import JSONResponse
 from service.rest.schemas import LossBody, LossResponse
-from service.types import LossOutcome, LossRequest
 
 __all__ = ["router"]
 
@@ -43,28 +41,6 @@ def encode_loss(outcome: LossOutcome) -> dict[str, Any]:
     return body
 
 
-def _evaluate(plane: DataPlane, payload: Any) -> dict[str, Any]:
-    body = LossBody.model_validate(payload)
-    images = None
-    if body.instances is not None or body.images is not None:
-        model = plane.model(body.model, body.version)
-        images = image_batch(plane, model, body.instances, body.images)
-    request = LossRequest(
-        loss=body.loss,
-        labels=body.labels,
-        logits=body.logits,
-        probabilities=body.probabilities,
-        images=images,
-        model=body.model,
-        version=body.version,
-        reduction=body.reduction,
-        sample_weight=body.sample_weight,
-        options=body.options(),
-        return_gradient=body.return_gradient,
-    )
-    return encode_loss(plane.loss(request))
-
-
 @router.post(
     "/loss",
     response_model=LossResponse,
@@ -73,6 +49,7 @@ def _evaluate(plane: DataPlane, payload: Any) -> dict[str, Any]:
 )
 async def loss(request: Request) -> Response:
     """Labels plus exactly one of ``logits``, ``probabilities``, ``instances``, ``images``."""
-    payload = await read_json(request)
     plane: DataPlane = request.app.state.dataplane
-    return JSONResponse(await run_in_threadpool(_evaluate, plane, payload))
+    body = await request.body()
+    loss_request = await plane.offload(len(body), decode_loss, body, plane)
+    return JSONResponse(encode_loss(await plane.loss(loss_request)))

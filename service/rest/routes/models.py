@@ -33,31 +33,28 @@ def describe(plane: DataPlane, model: ServedModel) -> dict[str, Any]:
         "classes": list(model.class_names),
         "dataset": model.metadata.get("dataset", "unknown"),
         "device": model.provider,
+        "batching": model.batching.model_dump(),
         "metadata": model.metadata,
     }
 
 
 @router.get("/models", summary="Served models and their versions")
-def list_models(request: Request) -> Response:
+async def list_models(request: Request) -> Response:
     plane: DataPlane = request.app.state.dataplane
     models = [
-        {
-            "name": name,
-            "versions": [str(v) for v in plane.repository.versions(name)],
-            "latest": str(plane.repository.versions(name)[-1]),
-        }
-        for name in plane.repository.names()
+        {"name": m.name, "versions": [str(v) for v in m.versions], "latest": str(m.latest)}
+        for m in plane.list_models()
     ]
     return JSONResponse({"models": models})
 
 
 @router.get("/models/{name}", summary="Metadata of a model's latest version")
-def model_metadata(name: str, request: Request) -> Response:
+async def model_metadata(name: str, request: Request) -> Response:
     plane: DataPlane = request.app.state.dataplane
     return JSONResponse(describe(plane, plane.model(name)))
 
 
 @router.get("/models/{name}/versions/{version}", summary="Metadata of one model version")
-def version_metadata(name: str, version: str, request: Request) -> Response:
+async def version_metadata(name: str, version: str, request: Request) -> Response:
     plane: DataPlane = request.app.state.dataplane
     return JSONResponse(describe(plane, plane.model(name, version)))

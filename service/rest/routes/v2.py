@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from service import oip
@@ -24,41 +23,46 @@ def _plane(request: Request) -> DataPlane:
 
 
 @router.get("", summary="Server metadata")
-def server_metadata() -> Response:
+async def server_metadata() -> Response:
     return JSONResponse(oip.server_metadata(EXTENSIONS))
 
 
 @router.get("/health/live", summary="200 while live (empty body)")
-def live() -> Response:
+async def live() -> Response:
     return Response(status_code=200)
 
 
 @router.get("/health/ready", summary="200 when ready, else 503 (empty body)")
-def ready(request: Request) -> Response:
+async def ready(request: Request) -> Response:
     return Response(status_code=200 if _plane(request).ready() else 503)
 
 
 @router.get("/models/{name}", summary="Model metadata (latest version)")
 @router.get("/models/{name}/versions/{version}", summary="Model metadata")
-def metadata(request: Request, name: str, version: str | None = None) -> Response:
+async def metadata(request: Request, name: str, version: str | None = None) -> Response:
     return JSONResponse(oip.model_metadata(_plane(request), name, version))
 
 
 @router.get("/models/{name}/ready", summary="200 when the model is ready")
 @router.get("/models/{name}/versions/{version}/ready", summary="200 when the version is ready")
-def model_ready(request: Request, name: str, version: str | None = None) -> Response:
+async def model_ready(request: Request, name: str, version: str | None = None) -> Response:
     if not oip.model_ready(_plane(request), name, version):
         raise UnavailableError("not ready")
     return Response(status_code=200)
 
 
-def _infer(
-    plane: DataPlane, body: bytes, header: str | None, name: str, version: str | None
-) -> Response:
-    parsed = decode_infer_request(body, header, name, version)
-    response = oip.infer(plane, parsed)
+@router.post("/models/{name}/infer", summary="Inference (JSON or binary tensor data)")
+@router.post("/models/{name}/versions/{version}/infer", summary="Inference on a version")
+async def infer(request: Request, name: str, version: str | None = None) -> Response:
+    plane = _plane(request)
+    body = await request.body()
+    header = request.headers.get(HEADER_LENGTH)
+    parsed = await plane.offload(len(body), decode_infer_request, body, header, name, version)
+    response = await oip.infer(plane, parsed)
     binary_default = bool(parsed.parameters.get("binary_data_output", False))
-    content, header_length = encode_infer_response(response, binary_default)
+    content, header_length = await plane.offload(
+        response.nbytes, encode_infer_response, response, binary_default
+    )
     if header_length is None:
         return Response(content, media_type="application/json")
     return Response(
@@ -66,11 +70,3 @@ def _infer(
         media_type="application/octet-stream",
         headers={HEADER_LENGTH: str(header_length)},
     )
-
-
-@router.post("/models/{name}/infer", summary="Inference (JSON or binary tensor data)")
-@router.post("/models/{name}/versions/{version}/infer", summary="Inference on a version")
-async def infer(request: Request, name: str, version: str | None = None) -> Response:
-    body = await request.body()
-    header = request.headers.get(HEADER_LENGTH)
-    return await run_in_threadpool(_infer, _plane(request), body, header, name, version)

@@ -12,18 +12,20 @@ import tritonclient.http as triton_http
 from tritonclient.utils import InferenceServerException
 
 from service.activations import log_softmax, softmax
-from tests.service.live import LiveService
+from tests.service.helpers import InProcessService
 from tests.service.onnx_models import LinearModel
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}
 
 
 @pytest.fixture(params=["grpc", "http"])
-def triton(request: pytest.FixtureRequest, live: LiveService) -> Iterator[tuple[str, object]]:
+def triton(
+    request: pytest.FixtureRequest, served: InProcessService
+) -> Iterator[tuple[str, object]]:
     if request.param == "grpc":
-        client = triton_grpc.InferenceServerClient(f"127.0.0.1:{live.grpc_port}")
+        client = triton_grpc.InferenceServerClient(served.grpc_target)
     else:
-        client = triton_http.InferenceServerClient(f"127.0.0.1:{live.http_port}")
+        client = triton_http.InferenceServerClient(f"127.0.0.1:{served.http_port}")
     yield request.param, client
     client.close()
 

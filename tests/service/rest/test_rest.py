@@ -1,32 +1,22 @@
-"""The REST API in-process: every input form, option and endpoint, with real values."""
+"""The REST API (the in-process service over HTTP): every input form, option and endpoint, with
+real values."""
 
 from __future__ import annotations
 
-import base64
 import io
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
+from httpx import Client
 from PIL import Image
 
 from service.activations import softmax
 from service.dataplane import DataPlane
 from service.losses import compute_loss
-from tests.service.conftest import CLASSES
+from tests.service.helpers import CLASSES, b64, encode
 from tests.service.onnx_models import LinearModel
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}
-
-
-def encode(image: np.ndarray, fmt: str = "PNG", **save: object) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format=fmt, **save)
-    return buffer.getvalue()
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 @pytest.fixture
@@ -34,7 +24,7 @@ def cifar(references: dict[tuple[str, int], LinearModel]) -> LinearModel:
     return references[("cifar10", 2)]
 
 
-def test_predict_instances(client: TestClient, images: np.ndarray, cifar: LinearModel) -> None:
+def test_predict_instances(client: Client, images: np.ndarray, cifar: LinearModel) -> None:
     response = client.post("/predict", json={"instances": images.tolist(), "model": "cifar10"})
     assert response.status_code == 200
     body = response.json()
@@ -46,7 +36,7 @@ def test_predict_instances(client: TestClient, images: np.ndarray, cifar: Linear
 
 
 def test_predict_base64_png_jpeg_and_raw(
-    client: TestClient, images: np.ndarray, cifar: LinearModel
+    client: Client, images: np.ndarray, cifar: LinearModel
 ) -> None:
     payload = [
         b64(encode(images[0])),
@@ -64,9 +54,7 @@ def test_predict_base64_png_jpeg_and_raw(
     assert top[0][0]["label"] in CLASSES
 
 
-def test_predict_multipart_upload(
-    client: TestClient, images: np.ndarray, cifar: LinearModel
-) -> None:
+def test_predict_multipart_upload(client: Client, images: np.ndarray, cifar: LinearModel) -> None:
     files = [("file", (f"img{i}.png", encode(images[i]), "image/png")) for i in range(3)]
     data = {"model": "cifar10", "version": "1", "top_k": "1", "activation": "sigmoid"}
     response = client.post("/predict", files=files, data=data)
@@ -78,7 +66,7 @@ def test_predict_multipart_upload(
     assert len(body["top_k"][0]) == 1
 
 
-def test_predict_log_softmax_and_none(client: TestClient, images: np.ndarray) -> None:
+def test_predict_log_softmax_and_none(client: Client, images: np.ndarray) -> None:
     body = client.post(
         "/predict",
         json={"instances": images.tolist(), "model": "cifar10", "activation": "log_softmax"},
@@ -91,7 +79,7 @@ def test_predict_log_softmax_and_none(client: TestClient, images: np.ndarray) ->
     assert set(body) == {"model", "activation", "logits"}
 
 
-def test_model_with_other_tensor_names(client: TestClient, images: np.ndarray) -> None:
+def test_model_with_other_tensor_names(client: Client, images: np.ndarray) -> None:
     response = client.post(
         "/predict", json={"instances": images.tolist(), "model": "xy", "top_k": 4}
     )
@@ -99,7 +87,7 @@ def test_model_with_other_tensor_names(client: TestClient, images: np.ndarray) -
     assert np.array(response.json()["logits"]).shape == (5, 4)
 
 
-def test_loss_from_logits_matches_compute_loss(client: TestClient) -> None:
+def test_loss_from_logits_matches_compute_loss(client: Client) -> None:
     rng = np.random.default_rng(5)
     logits = rng.normal(0, 2, (8, 10)).astype(np.float32)
     labels = rng.integers(0, 2, (8, 10)).astype(np.float32)
@@ -128,7 +116,7 @@ def test_loss_from_logits_matches_compute_loss(client: TestClient) -> None:
     assert "metrics" not in got
 
 
-def test_loss_from_probabilities(client: TestClient) -> None:
+def test_loss_from_probabilities(client: Client) -> None:
     body = {
         "loss": "categorical_crossentropy",
         "labels": [1, 0],
@@ -140,7 +128,7 @@ def test_loss_from_probabilities(client: TestClient) -> None:
 
 
 def test_loss_on_images_reports_metrics(
-    client: TestClient, images: np.ndarray, cifar: LinearModel
+    client: Client, images: np.ndarray, cifar: LinearModel
 ) -> None:
     labels = [2, 2, 5, 0, 9]
     payload = {
@@ -158,7 +146,7 @@ def test_loss_on_images_reports_metrics(
     assert got["metrics"]["accuracy"] == pytest.approx(np.mean(predicted == np.array(labels)))
 
 
-def test_models_listing_and_metadata(client: TestClient) -> None:
+def test_models_listing_and_metadata(client: Client) -> None:
     listing = client.get("/models").json()["models"]
     assert listing == [
         {"name": "cifar10", "versions": ["1", "2"], "latest": "2"},
@@ -175,7 +163,7 @@ def test_models_listing_and_metadata(client: TestClient) -> None:
     assert client.get("/models/xy").json()["inputs"][0]["name"] == "x"
 
 
-def test_health(client: TestClient, plane: DataPlane) -> None:
+def test_health(client: Client, plane: DataPlane) -> None:
     assert client.get("/health/live").json() == {"status": "live"}
     assert client.get("/health/ready").json() == {"status": "ready"}
     plane.set_ready(False)
@@ -187,7 +175,7 @@ def test_health(client: TestClient, plane: DataPlane) -> None:
         plane.set_ready(True)
 
 
-def test_metrics_count_requests_and_batches(client: TestClient, images: np.ndarray) -> None:
+def test_metrics_count_requests_and_batches(client: Client, images: np.ndarray) -> None:
     client.post("/predict", json={"instances": images.tolist(), "model": "xy"})
     client.post("/predict", json={"instances": "nope"})
     text = client.get("/metrics").text
@@ -201,7 +189,7 @@ def test_metrics_count_requests_and_batches(client: TestClient, images: np.ndarr
     )
 
 
-def test_openapi_documents_both_predict_content_types(client: TestClient) -> None:
+def test_openapi_documents_both_predict_content_types(client: Client) -> None:
     spec = client.get("/openapi.json").json()
     content = spec["paths"]["/predict"]["post"]["requestBody"]["content"]
     assert {"application/json", "multipart/form-data"} <= set(content)

@@ -1,14 +1,15 @@
-"""The Open Inference Protocol over HTTP in-process: its conventions (empty health bodies,
+"""The Open Inference Protocol over HTTP (the in-process service): its conventions (empty health bodies,
 ``{"error": "<message>"}``), the binary tensor data extension, and its error paths."""
 
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from typing import Any
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
+from httpx import Client
 
 from service.dataplane import DataPlane
 from tests.service.onnx_models import LinearModel
@@ -40,7 +41,7 @@ def split(response) -> tuple[dict[str, Any], bytes]:
     return json.loads(response.content[:length]), response.content[length:]
 
 
-def test_health_answers_by_status_with_empty_body(client: TestClient, plane: DataPlane) -> None:
+def test_health_answers_by_status_with_empty_body(client: Client, plane: DataPlane) -> None:
     for path in (
         "/v2/health/live",
         "/v2/health/ready",
@@ -57,10 +58,10 @@ def test_health_answers_by_status_with_empty_body(client: TestClient, plane: Dat
         plane.set_ready(True)
 
 
-def test_server_and_model_metadata(client: TestClient) -> None:
+def test_server_and_model_metadata(client: Client) -> None:
     assert client.get("/v2").json() == {
         "name": "cifar10-inference-service",
-        "version": "1.0.0",
+        "version": version("cifar10-inference-service"),
         "extensions": ["binary_tensor_data"],
     }
     meta = client.get("/v2/models/cifar10/versions/1").json()
@@ -77,7 +78,7 @@ def test_server_and_model_metadata(client: TestClient) -> None:
 
 
 def test_json_infer(
-    client: TestClient, images: np.ndarray, references: dict[tuple[str, int], LinearModel]
+    client: Client, images: np.ndarray, references: dict[tuple[str, int], LinearModel]
 ) -> None:
     body = {
         "id": "a1",
@@ -106,7 +107,7 @@ def test_json_infer(
 
 
 def test_binary_infer_round_trip(
-    client: TestClient, images: np.ndarray, references: dict[tuple[str, int], LinearModel]
+    client: Client, images: np.ndarray, references: dict[tuple[str, int], LinearModel]
 ) -> None:
     pixels = images.astype(np.float32)
     content, headers = binary_request(
@@ -123,7 +124,7 @@ def test_binary_infer_round_trip(
     )
 
 
-def test_binary_output_by_request_parameter(client: TestClient, images: np.ndarray) -> None:
+def test_binary_output_by_request_parameter(client: Client, images: np.ndarray) -> None:
     content, headers = binary_request(
         images.astype(np.float32), parameters={"binary_data_output": True}
     )
@@ -225,7 +226,7 @@ def test_binary_output_by_request_parameter(client: TestClient, images: np.ndarr
     ],
 )
 def test_infer_errors_use_the_protocol_body(
-    client: TestClient, body: bytes, headers: dict[str, str], status: int, fragment: str
+    client: Client, body: bytes, headers: dict[str, str], status: int, fragment: str
 ) -> None:
     response = client.post(
         "/v2/models/cifar10/infer",
@@ -238,7 +239,7 @@ def test_infer_errors_use_the_protocol_body(
     assert fragment in error
 
 
-def test_not_found_uses_the_protocol_body(client: TestClient) -> None:
+def test_not_found_uses_the_protocol_body(client: Client) -> None:
     for path in ("/v2/models/nope", "/v2/models/cifar10/versions/9/ready"):
         response = client.get(path)
         assert response.status_code == 404

@@ -9,7 +9,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from service.dataplane import DataPlane
 from service.grpc import GrpcServer
-from tests.service.live import free_port
+from service.launcher import free_port
 
 
 async def _statuses(plane: DataPlane) -> list[int]:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.service.conftest import CLASSES
-from tests.service.live import REPO, LiveService
+from service.launcher import REPO, RunningService
+from tests.service.helpers import CLASSES
 
 
 def client(*args: str) -> subprocess.CompletedProcess[str]:
@@ -24,7 +24,7 @@ def client(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(params=["grpc", "http"])
-def target(request: pytest.FixtureRequest, live: LiveService) -> list[str]:
+def target(request: pytest.FixtureRequest, live: RunningService) -> list[str]:
     return (
         ["--grpc", f"127.0.0.1:{live.grpc_port}"]
         if request.param == "grpc"

@@ -11,11 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from tests.service.conftest import MAX_BATCH, MAX_BODY
+from service.dataplane import DataPlane
+from service.rest import create_app
+from tests.service.helpers import MAX_BODY, MAX_ROWS
 
 PIXELS = np.zeros((1, 32, 32, 3)).tolist()
 
@@ -165,10 +168,10 @@ PREDICT_CASES = [
     ),
     (
         "batch too large",
-        {"model": "cifar10", "images": [png()] * (MAX_BATCH + 1)},
+        {"model": "cifar10", "images": [png()] * (MAX_ROWS + 1)},
         413,
         "resource_exhausted",
-        f"limit is {MAX_BATCH}",
+        f"limit is {MAX_ROWS}",
     ),
     ("not an object", [1, 2, 3], 422, "invalid_request", "body"),
 ]
@@ -178,7 +181,7 @@ PREDICT_CASES = [
     ("case", "body", "status", "code", "fragment"), PREDICT_CASES, ids=[c[0] for c in PREDICT_CASES]
 )
 def test_predict_errors(
-    client: TestClient, case: str, body: Any, status: int, code: str, fragment: str
+    client: Client, case: str, body: Any, status: int, code: str, fragment: str
 ) -> None:
     assert_error(client.post("/predict", json=body), status, code, fragment)
 
@@ -252,7 +255,7 @@ LOSS_CASES = [
     ),
     (
         "too many rows",
-        {"labels": [0] * (MAX_BATCH + 1), "logits": [[1.0, 0.0]] * (MAX_BATCH + 1)},
+        {"labels": [0] * (MAX_ROWS + 1), "logits": [[1.0, 0.0]] * (MAX_ROWS + 1)},
         413,
         "resource_exhausted",
         "limit",
@@ -264,28 +267,28 @@ LOSS_CASES = [
     ("case", "changes", "status", "code", "fragment"), LOSS_CASES, ids=[c[0] for c in LOSS_CASES]
 )
 def test_loss_errors(
-    client: TestClient, case: str, changes: dict[str, Any], status: int, code: str, fragment: str
+    client: Client, case: str, changes: dict[str, Any], status: int, code: str, fragment: str
 ) -> None:
     body = {**LOSS, **changes}
     body = {k: v for k, v in body.items() if v is not None}
     assert_error(client.post("/loss", json=body), status, code, fragment)
 
 
-def test_malformed_json(client: TestClient) -> None:
+def test_malformed_json(client: Client) -> None:
     response = client.post(
         "/predict", content=b'{"instances": [', headers={"content-type": "application/json"}
     )
     assert_error(response, 400, "invalid_argument", "request body is not valid JSON")
 
 
-def test_body_limit_by_content_length(client: TestClient) -> None:
+def test_body_limit_by_content_length(client: Client) -> None:
     response = client.post(
         "/loss", content=b" " * (MAX_BODY + 1), headers={"content-type": "application/json"}
     )
     assert_error(response, 413, "resource_exhausted", f"limit of {MAX_BODY} bytes")
 
 
-def test_body_limit_when_streamed_without_length(client: TestClient) -> None:
+def test_body_limit_when_streamed_without_length(client: Client) -> None:
     def chunks() -> Any:
         for _ in range(MAX_BODY // 65536 + 2):
             yield b" " * 65536
@@ -296,13 +299,13 @@ def test_body_limit_when_streamed_without_length(client: TestClient) -> None:
     assert_error(response, 413, "resource_exhausted", "exceeds the limit")
 
 
-def test_multipart_without_files(client: TestClient) -> None:
+def test_multipart_without_files(client: Client) -> None:
     response = client.post("/predict", data={"model": "cifar10"}, files=[])
     assert response.status_code in (400, 422)
     assert response.json()["error"]["code"] in ("invalid_argument", "invalid_request")
 
 
-def test_multipart_bad_option(client: TestClient) -> None:
+def test_multipart_bad_option(client: Client) -> None:
     response = client.post(
         "/predict",
         files=[("file", ("a.png", base64.b64decode(png()), "image/png"))],
@@ -311,22 +314,23 @@ def test_multipart_bad_option(client: TestClient) -> None:
     assert_error(response, 422, "invalid_request", "top_k:")
 
 
-def test_unknown_route_and_method(client: TestClient) -> None:
+def test_unknown_route_and_method(client: Client) -> None:
     assert_error(client.get("/nope"), 404, "not_found", "Not Found")
     assert_error(client.get("/predict"), 405, "method_not_allowed", "Method Not Allowed")
     assert_error(client.get("/models/nope"), 404, "not_found", "model 'nope' is not served")
 
 
 def test_unknown_exception_is_a_generic_500(
-    client: TestClient, caplog: pytest.LogCaptureFixture
+    plane: DataPlane, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = client.app
+    app = create_app(plane, plane.telemetry, max_request_bytes=MAX_BODY)
 
-    def explode() -> None:
+    async def explode() -> None:
         raise RuntimeError("secret path /etc/shadow")
 
-    app.add_api_route("/test-only-explode", explode)  # type: ignore[attr-defined]
-    response = client.get("/test-only-explode")
+    app.add_api_route("/test-only-explode", explode)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        response = test_client.get("/test-only-explode")
     assert_error(response, 500, "internal", "internal server error")
     assert "secret" not in response.text
     assert "secret path" in caplog.text
@@ -375,7 +379,7 @@ json_values = st.recursive(
     ),
 )
 def test_no_malformed_request_gets_a_500(
-    client: TestClient, endpoint: str, field_values: dict[str, Any]
+    client: Client, endpoint: str, field_values: dict[str, Any]
 ) -> None:
     response = client.post(
         endpoint, content=json.dumps(field_values), headers={"content-type": "application/json"}

@@ -1,4 +1,5 @@
-"""The model repository: discovery, versions, specs read from the file, and load failures."""
+"""The model repository: discovery, versions, specs read from the file, per-model batching
+options, and load failures."""
 
 from __future__ import annotations
 
@@ -7,14 +8,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from service.batching import BatchingOptions
 from service.errors import InvalidInputError, ModelLoadError, NotFoundError
-from service.repository import ModelRepository
-from tests.service.conftest import CLASSES
+from service.repository import LoadedModel, ModelRepository, load_models
+from tests.service.helpers import CLASSES
 from tests.service.onnx_models import LinearModel, write_linear_model
 
 
+def _loaded(path: Path, device: str = "cpu", **batching: object) -> list[LoadedModel]:
+    defaults = BatchingOptions.model_validate(batching)
+    return load_models(path, device=device, intra_op_threads=1, batching=defaults)
+
+
 def _load(path: Path, device: str = "cpu") -> ModelRepository:
-    return ModelRepository.load(path, device=device, intra_op_threads=1)
+    return ModelRepository(model.spec for model in _loaded(path, device))
+
+
+@pytest.fixture(scope="module")
+def plane_repository(repository_path: Path) -> ModelRepository:
+    return _load(repository_path)
 
 
 def test_versions_and_latest(plane_repository: ModelRepository) -> None:
@@ -37,12 +49,15 @@ def test_specs_come_from_the_file(plane_repository: ModelRepository) -> None:
 
 
 def test_inference_matches_the_model_math(
-    plane_repository: ModelRepository, references: dict[tuple[str, int], LinearModel]
+    repository_path: Path, references: dict[tuple[str, int], LinearModel]
 ) -> None:
-    images = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3)).astype(np.float32)
-    for (name, version), reference in references.items():
-        logits = plane_repository.get(name, version).infer(images)
+    images = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3)).astype(np.uint8)
+    loaded = {model.spec.key: model for model in _loaded(repository_path)}
+    for key, reference in references.items():
+        logits = loaded[key].infer(images)
         np.testing.assert_allclose(logits, reference.logits(images), rtol=1e-5, atol=1e-5)
+        parts = loaded[key].infer_parts([images[:1], images[1:].astype(np.float32)])
+        np.testing.assert_array_equal(parts, logits)
 
 
 @pytest.mark.parametrize(
@@ -104,3 +119,31 @@ def test_cuda_without_a_cuda_build(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="--device cuda was asked for"):
         _load(tmp_path, device="cuda")
     assert _load(tmp_path, device="auto").get().provider == "CPUExecutionProvider"
+
+
+def test_batching_options_per_model(tmp_path: Path) -> None:
+    write_linear_model(tmp_path / "tuned" / "1" / "model.onnx")
+    write_linear_model(tmp_path / "plain" / "1" / "model.onnx")
+    (tmp_path / "tuned" / "config.json").write_text('{"max_batch_size": 8, "batching": false}')
+    models = {m.spec.name: m.spec.batching for m in _loaded(tmp_path, max_queue_size=7)}
+    assert models["tuned"] == BatchingOptions(
+        batching=False, max_batch_size=8, max_queue_delay_ms=0, max_queue_size=7
+    )
+    assert models["plain"].max_queue_size == 7
+    assert models["plain"].max_batch_size == BatchingOptions.model_fields["max_batch_size"].default
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ('{"max_batch_size": 0}', "max_batch_size: Input should be greater than or equal to 1"),
+        ('{"max_batchsize": 8}', "max_batchsize: Extra inputs are not permitted"),
+        ("[1]", "not a JSON object of batching options"),
+        ("{", "not a JSON object of batching options"),
+    ],
+)
+def test_invalid_model_config(tmp_path: Path, config: str, message: str) -> None:
+    write_linear_model(tmp_path / "m" / "1" / "model.onnx")
+    (tmp_path / "m" / "config.json").write_text(config)
+    with pytest.raises(ModelLoadError, match=f"m/config.json: .*{message}"):
+        _loaded(tmp_path)

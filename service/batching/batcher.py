@@ -1,0 +1,245 @@
+"""A per-model dynamic batcher: concurrent requests coalesced into one model run.
+
+Requests wait in a bounded FIFO queue. A batch leaves when a run slot is free and either the
+queue holds a full batch of rows, or the oldest request has waited ``max_queue_delay``, or the
+batcher is closing. With no delay (the default) a lone request never waits: batches form from what
+queues up while every slot is busy. A request larger than the batch size runs alone; order is
+kept. The design answers the peers' known bugs: the wait window is measured from the oldest
+request's arrival (not shortened cumulatively), a cancelled or expired request leaves the queue
+without touching its neighbours, a full queue refuses at once instead of blocking, a run must
+return one result per request, and a failed run fails only its own batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Generic, Protocol, TypeVar
+
+from service.batching.config import BatchingOptions
+from service.errors import (
+    DeadlineExceededError,
+    InferenceFailedError,
+    OverloadedError,
+    UnavailableError,
+)
+
+__all__ = ["BatchObserver", "DynamicBatcher"]
+
+log = logging.getLogger(__name__)
+
+Request = TypeVar("Request")
+Result = TypeVar("Result")
+
+
+class BatchObserver(Protocol):
+    """Where the batcher reports what it does (the service's metrics)."""
+
+    def queue_depth(self, waiting: int) -> None: ...
+    def rejected(self) -> None: ...
+    def dispatched(self, waits: Sequence[float], rows: int) -> None: ...
+    def ran(self, seconds: float) -> None: ...
+
+
+class _Item(Generic[Request, Result]):
+    __slots__ = ("deadline_timer", "enqueued", "future", "request", "rows")
+
+    def __init__(
+        self, request: Request, rows: int, future: asyncio.Future[Result], enqueued: float
+    ) -> None:
+        self.request, self.rows, self.future, self.enqueued = request, rows, future, enqueued
+        self.deadline_timer: asyncio.TimerHandle | None = None
+
+
+RunBatch = Callable[[list[Request]], "asyncio.Future[tuple[Sequence[Result], float]]"]
+"""Starts a model run on the requests of one batch, in order; its future gives one result per
+request and the run's duration in seconds."""
+
+
+class DynamicBatcher(Generic[Request, Result]):
+    """Queue and batch the requests of one model version; see the module docstring.
+
+    At most ``slots`` batches run at once (one per model process).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        run: RunBatch[Request, Result],
+        slots: int,
+        options: BatchingOptions,
+        observer: BatchObserver,
+    ) -> None:
+        self.name = name
+        self._run = run
+        self._max_rows = options.max_batch_size if options.batching else 0
+        self._delay = options.max_queue_delay_ms / 1000 if options.batching else 0.0
+        self._max_waiting = options.max_queue_size
+        self._slots = slots
+        self._observer = observer
+        self._queue: deque[_Item[Request, Result]] = deque()
+        self._waiting = 0  # live requests in the queue (cancelled ones may still sit in it)
+        self._waiting_rows = 0
+        self._running = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_due = 0.0
+        self._closing = False
+        self._idle: asyncio.Event | None = None
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued and not yet in a model run."""
+        return self._waiting
+
+    async def submit(self, request: Request, rows: int, *, deadline: float | None = None) -> Result:
+        """The result of ``request`` (``rows`` rows), computed in a batch with others.
+
+        ``deadline`` (``time.monotonic()`` seconds) drops the request with
+        :class:`DeadlineExceededError` if it is still queued then. Raises
+        :class:`OverloadedError` when the queue is full and :class:`UnavailableError` once the
+        batcher is closing. Cancelling the caller removes a queued request.
+        """
+        if self._closing:
+            raise UnavailableError(f"model {self.name} is shutting down")
+        if self._waiting >= self._max_waiting:
+            self._observer.rejected()
+            raise OverloadedError(
+                f"model {self.name} has {self._waiting} requests queued (the limit); retry later"
+            )
+        loop = asyncio.get_running_loop()
+        item: _Item[Request, Result] = _Item(request, rows, loop.create_future(), time.monotonic())
+        self._queue.append(item)
+        self._waiting += 1
+        self._waiting_rows += rows
+        if deadline is not None:
+            item.deadline_timer = loop.call_later(deadline - item.enqueued, self._expire, item)
+        self._observer.queue_depth(self._waiting)
+        self._schedule()
+        try:
+            return await item.future
+        except asyncio.CancelledError:
+            self._leave(item)
+            raise
+
+    async def close(self) -> None:
+        """Refuse new requests, run everything queued at once, and wait for running batches."""
+        self._closing = True
+        self._schedule()
+        if self._running or self._waiting:
+            self._idle = asyncio.Event()
+            await self._idle.wait()
+
+    # -- queue bookkeeping ----------------------------------------------------------------
+    def _leave(self, item: _Item[Request, Result]) -> None:
+        """Forget a queued request that will not run (cancelled or expired)."""
+        if item.deadline_timer is not None:
+            item.deadline_timer.cancel()
+        if item.enqueued >= 0:  # still queued: dispatch marks taken items with -1
+            item.enqueued = -1.0
+            self._waiting -= 1
+            self._waiting_rows -= item.rows
+            self._observer.queue_depth(self._waiting)
+            self._schedule()  # a batch waiting for a slot or its window may now go
+
+    def _expire(self, item: _Item[Request, Result]) -> None:
+        if item.enqueued >= 0 and not item.future.done():
+            item.future.set_exception(
+                DeadlineExceededError(f"the deadline passed while queued for model {self.name}")
+            )
+            self._leave(item)
+
+    def _oldest(self) -> _Item[Request, Result] | None:
+        while self._queue and self._queue[0].enqueued < 0:
+            self._queue.popleft()  # left the queue earlier
+        return self._queue[0] if self._queue else None
+
+    # -- dispatch ---------------------------------------------------------------------------
+    def _schedule(self) -> None:
+        """Start every batch that may start now; arm the timer for the next one that waits."""
+        while self._running < self._slots:
+            oldest = self._oldest()
+            if oldest is None:
+                break
+            due = oldest.enqueued + self._delay
+            full = self._waiting_rows >= self._max_rows
+            if not (full or self._closing or self._delay == 0 or time.monotonic() >= due):
+                self._arm(due)
+                return
+            self._start(self._take())
+        if self._closing and self._idle is not None and not (self._running or self._waiting):
+            self._idle.set()
+
+    def _arm(self, due: float) -> None:
+        if self._timer is not None and self._timer_due <= due:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_due = due
+        self._timer = asyncio.get_running_loop().call_later(due - time.monotonic(), self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._schedule()
+
+    def _take(self) -> list[_Item[Request, Result]]:
+        """Pop the next batch: requests in order while their rows fit (at least one)."""
+        batch: list[_Item[Request, Result]] = []
+        rows = 0
+        while self._queue:
+            item = self._queue[0]
+            if item.enqueued >= 0 and batch and rows + item.rows > self._max_rows:
+                break
+            self._queue.popleft()
+            if item.enqueued < 0:
+                continue
+            batch.append(item)
+            rows += item.rows
+        return batch
+
+    def _start(self, batch: list[_Item[Request, Result]]) -> None:
+        now = time.monotonic()
+        waits = []
+        for item in batch:
+            if item.deadline_timer is not None:
+                item.deadline_timer.cancel()
+            waits.append(now - item.enqueued)
+            item.enqueued = -1.0
+        rows = sum(item.rows for item in batch)
+        self._waiting -= len(batch)
+        self._waiting_rows -= rows
+        self._observer.dispatched(waits, rows)
+        self._observer.queue_depth(self._waiting)
+        self._running += 1
+        future = self._run([item.request for item in batch])
+        future.add_done_callback(partial(self._finish, batch))
+
+    def _finish(
+        self,
+        batch: list[_Item[Request, Result]],
+        future: asyncio.Future[tuple[Sequence[Result], float]],
+    ) -> None:
+        try:
+            results, seconds = future.result()
+            self._observer.ran(seconds)
+            if len(results) != len(batch):
+                raise RuntimeError(f"the run returned {len(results)} results for {len(batch)}")
+        except Exception:
+            log.exception(
+                "inference failed for model %s (batch of %d requests); failing only those",
+                self.name,
+                len(batch),
+            )
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(InferenceFailedError())
+        else:
+            for item, result in zip(batch, results, strict=True):
+                if not item.future.done():  # the caller may have gone away meanwhile
+                    item.future.set_result(result)
+        finally:
+            self._running -= 1
+            self._schedule()

@@ -1,0 +1,62 @@
+"""Dynamic batching options: server-wide defaults (settings) that a model may override in a
+``config.json`` beside its versions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from service.errors import ModelLoadError
+
+__all__ = ["BatchingOptions", "with_overrides"]
+
+
+class BatchingOptions(BaseModel):
+    """How requests for one model version are queued and coalesced into model runs.
+
+    Triton's vocabulary: ``max_batch_size``, ``max_queue_delay``, ``max_queue_size``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    batching: bool = Field(
+        True,
+        description="Coalesce concurrent requests into one model run. Off: each request runs "
+        "alone, still through the bounded queue.",
+    )
+    max_batch_size: int = Field(
+        32, ge=1, le=65536, description="Most rows (images) in one model run; a larger request "
+        "runs alone.",
+    )  # fmt: skip
+    max_queue_delay_ms: float = Field(
+        0.0,
+        ge=0,
+        le=60_000,
+        description="How long the oldest queued request may wait for companions once the model "
+        "could run it. 0: run at once; batches still form while the model is busy.",
+    )
+    max_queue_size: int = Field(
+        256, ge=1, le=1_000_000, description="Most requests waiting per model version; more are "
+        "refused at once (HTTP 503 + Retry-After, gRPC RESOURCE_EXHAUSTED).",
+    )  # fmt: skip
+
+
+def with_overrides(defaults: BatchingOptions, config_file: Path) -> BatchingOptions:
+    """``defaults`` updated by the JSON object in ``config_file`` when it exists; any unknown key
+    or invalid value is a :class:`~service.errors.ModelLoadError` naming the file."""
+    if not config_file.is_file():
+        return defaults
+    try:
+        overrides = json.loads(config_file.read_text())
+        if not isinstance(overrides, dict):
+            raise ValueError("expected a JSON object")
+        return BatchingOptions.model_validate({**defaults.model_dump(), **overrides})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ModelLoadError(f"{config_file}: {problems}") from None
+    except ValueError as exc:  # also json.JSONDecodeError
+        raise ModelLoadError(
+            f"{config_file}: not a JSON object of batching options ({exc})"
+        ) from None

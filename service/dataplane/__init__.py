@@ -1,0 +1,33 @@
+"""The transport-neutral data plane and the typed values it takes and returns."""
+
+from service.activations import Activation
+from service.dataplane.messages import (
+    FloatArray,
+    Images,
+    LossInput,
+    LossOutcome,
+    LossRequest,
+    ModelImages,
+    ModelVersions,
+    Prediction,
+    Predictions,
+    TopClass,
+)
+from service.dataplane.options import PredictOptions
+from service.dataplane.plane import DataPlane
+
+__all__ = [
+    "Activation",
+    "DataPlane",
+    "FloatArray",
+    "Images",
+    "LossInput",
+    "LossOutcome",
+    "LossRequest",
+    "ModelImages",
+    "ModelVersions",
+    "PredictOptions",
+    "Prediction",
+    "Predictions",
+    "TopClass",
+]

@@ -1,0 +1,104 @@
+"""What the data plane takes and returns: plain typed values, free of any wire format."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from service.dataplane.options import PredictOptions
+from service.execution.runs import TopClass
+from service.losses import LossResult
+from service.repository import ServedModel
+
+__all__ = [
+    "FloatArray",
+    "Images",
+    "LossInput",
+    "LossOutcome",
+    "LossRequest",
+    "ModelImages",
+    "ModelVersions",
+    "Prediction",
+    "Predictions",
+    "TopClass",
+]
+
+FloatArray = npt.NDArray[np.float32]
+Images = npt.NDArray[np.generic]
+"""A pixel batch ``[N, H, W, C]`` of 0–255 values: uint8, or float32 checked to lie in range."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Logits of a batch and what the options asked for."""
+
+    model: ServedModel
+    logits: FloatArray
+    options: PredictOptions
+    scores: FloatArray | None
+    """Probabilities (softmax, sigmoid) or log-probabilities (log_softmax); ``None`` for none."""
+    top_k: list[list[TopClass]] | None
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """A loss computed from model outputs the caller already has."""
+
+    values: npt.ArrayLike
+    from_logits: bool
+
+    @property
+    def field(self) -> str:
+        """What the values are called in messages."""
+        return "logits" if self.from_logits else "probabilities"
+
+
+@dataclass(frozen=True)
+class ModelImages:
+    """A loss computed from the logits ``model`` gives for ``images``."""
+
+    model: ServedModel
+    images: Images
+    field: str
+    """The request field that held the images, for messages."""
+
+
+LossInput = Predictions | ModelImages
+
+
+@dataclass(frozen=True)
+class LossRequest:
+    """A Keras loss over a labelled batch (see :func:`service.losses.compute_loss`)."""
+
+    loss: str
+    labels: npt.ArrayLike
+    inputs: LossInput
+    reduction: str = "sum_over_batch_size"
+    sample_weight: npt.ArrayLike | None = None
+    options: Mapping[str, object] = field(default_factory=dict)
+    """The loss's own options by name (``None`` values mean the default)."""
+    return_gradient: bool = False
+
+
+@dataclass(frozen=True)
+class LossOutcome:
+    """The loss, plus the model and classification metrics when the model ran."""
+
+    result: LossResult
+    model: ServedModel | None
+    metrics: dict[str, float] | None
+
+
+@dataclass(frozen=True)
+class ModelVersions:
+    """A served model's versions, ascending."""
+
+    name: str
+    versions: list[int]
+
+    @property
+    def latest(self) -> int:
+        return self.versions[-1]

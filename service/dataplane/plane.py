@@ -1,0 +1,216 @@
+"""The transport-neutral, async data plane: every transport decodes a request, awaits one of
+these methods, and encodes the result.
+
+It owns the business rules (row limits, readiness, activations, top-k, which loss runs on what)
+and the one executor all CPU work runs on; model runs go through each model version's
+:class:`~service.batching.DynamicBatcher`. It knows nothing of wire formats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sized
+from functools import partial
+from typing import ParamSpec, TypeVar
+
+import numpy as np
+
+from service.batching import DynamicBatcher
+from service.dataplane.messages import (
+    FloatArray,
+    Images,
+    LossOutcome,
+    LossRequest,
+    ModelImages,
+    ModelVersions,
+    Prediction,
+)
+from service.dataplane.options import PredictOptions
+from service.errors import InvalidInputError, RequestTooLargeError, UnavailableError
+from service.evaluation import classification_metrics
+from service.execution import Executor
+from service.execution.runs import ModelCall, ModelOutput, Postprocess
+from service.losses import compute_loss
+from service.repository import ModelRepository, ServedModel
+from service.telemetry import Telemetry
+
+__all__ = ["INLINE_BYTES", "DataPlane"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+INLINE_BYTES = 32 << 10
+"""Work on inputs up to this size runs on the event loop: below it, handing it to a thread
+costs about as much as doing it."""
+
+
+class DataPlane:
+    """Predictions, losses, model metadata and health over one :class:`ModelRepository`."""
+
+    def __init__(
+        self,
+        repository: ModelRepository,
+        telemetry: Telemetry,
+        executor: Executor,
+        *,
+        max_request_rows: int,
+    ) -> None:
+        self.repository = repository
+        self.telemetry = telemetry
+        self.executor = executor
+        self.max_request_rows = max_request_rows
+        self._ready = False
+        self._batchers: dict[tuple[str, int], DynamicBatcher[ModelCall, ModelOutput]] = {
+            model.key: DynamicBatcher(
+                f"{model.name} version {model.version}",
+                partial(executor.run_batch, model.key),
+                executor.slots,
+                model.batching,
+                telemetry.batching(model.name, model.version),
+            )
+            for model in repository
+        }
+        for model in repository:
+            telemetry.model_loaded(model.name, model.version, model.provider, model.metadata)
+
+    # -- life cycle and health -----------------------------------------------------------
+    def live(self) -> bool:
+        """The process is up."""
+        return True
+
+    def ready(self) -> bool:
+        """Models are loaded and warmed up, and the service is not shutting down."""
+        return self._ready
+
+    def set_ready(self, ready: bool) -> None:
+        """Called by the server once it can take requests, and when it starts draining."""
+        self._ready = ready
+
+    async def stop(self) -> None:
+        """Not ready any more; run what is queued for every model, then stop the executor."""
+        self._ready = False
+        await asyncio.gather(*(batcher.close() for batcher in self._batchers.values()))
+        await self.executor.stop()
+
+    # -- models --------------------------------------------------------------------------
+    def model(self, name: str | None = None, version: str | int | None = None) -> ServedModel:
+        """The served model ``name`` at ``version`` (latest by default)."""
+        return self.repository.get(name, version)
+
+    def list_models(self) -> list[ModelVersions]:
+        """Every served model with its versions, by name."""
+        return [ModelVersions(n, self.repository.versions(n)) for n in self.repository.names()]
+
+    # -- CPU work --------------------------------------------------------------------------
+    async def offload(self, size: int, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(...)`` for a transport (decoding, encoding): inline when ``size`` (bytes of
+        input) is at most :data:`INLINE_BYTES`, else on the executor."""
+        if size <= INLINE_BYTES:
+            return fn(*args, **kwargs)
+        return await self.executor.run(fn, *args, **kwargs)
+
+    def check_rows(self, rows: int, field: str) -> None:
+        """Raise :class:`RequestTooLargeError` when ``rows`` exceeds the per-request limit."""
+        if rows > self.max_request_rows:
+            raise RequestTooLargeError(
+                f"{field} holds {rows} rows; the limit is {self.max_request_rows} per request",
+                field=field,
+            )
+
+    # -- inference -------------------------------------------------------------------------
+    async def _run(
+        self, model: ServedModel, call: ModelCall, field: str, deadline: float | None
+    ) -> ModelOutput:
+        """``call`` in a model run shared with concurrent requests for ``model``.
+
+        ``deadline`` (``time.monotonic()``) drops the call if it is still queued then."""
+        images = call.images
+        if not self._ready:
+            raise UnavailableError("the service is not ready")
+        if images.ndim != 4 or images.shape[1:] != model.image_shape or len(images) == 0:
+            raise InvalidInputError(
+                f"{field} must have shape [N, {', '.join(map(str, model.image_shape))}] with "
+                f"N >= 1, got {list(images.shape)}",
+                field=field,
+            )
+        self.check_rows(len(images), field)
+        return await self._batchers[model.key].submit(call, len(images), deadline=deadline)
+
+    async def infer(
+        self,
+        model: ServedModel,
+        images: Images,
+        *,
+        field: str = "images",
+        deadline: float | None = None,
+    ) -> FloatArray:
+        """Logits for a pixel batch ``[N, H, W, C]``, batched with concurrent requests."""
+        return (await self._run(model, ModelCall(images, None), field, deadline)).logits
+
+    async def predict(
+        self,
+        model: ServedModel,
+        images: Images,
+        options: PredictOptions,
+        *,
+        field: str = "images",
+        deadline: float | None = None,
+    ) -> Prediction:
+        """Logits plus the requested activation and top-k classes."""
+        if options.top_k > model.num_classes:
+            raise InvalidInputError(
+                f"top_k must be between 0 and {model.num_classes}, got {options.top_k}",
+                field="top_k",
+            )
+        post = Postprocess(options.activation, options.temperature, options.top_k)
+        output = await self._run(model, ModelCall(images, post), field, deadline)
+        return Prediction(model, output.logits, options, output.scores, output.top_k)
+
+    async def loss(self, request: LossRequest) -> LossOutcome:
+        """``compute_loss`` on the given predictions, or on the model's logits for images (then
+        with accuracy, top-5 accuracy and calibration error when labels are class ids)."""
+        inputs = request.inputs
+        if isinstance(inputs, ModelImages):
+            logits = await self.infer(inputs.model, inputs.images, field=inputs.field)
+            return await self.executor.run(_loss, request, logits, None, inputs.model)
+        if isinstance(inputs.values, Sized):
+            self.check_rows(len(inputs.values), inputs.field)
+        if inputs.from_logits:
+            return await self.executor.run(_loss, request, inputs.values, None, None)
+        return await self.executor.run(_loss, request, None, inputs.values, None)
+
+
+def _loss(
+    request: LossRequest, logits: object, probabilities: object, model: ServedModel | None
+) -> LossOutcome:
+    result = compute_loss(
+        request.loss,
+        request.labels,
+        logits=logits,
+        probabilities=probabilities,
+        reduction=request.reduction,
+        sample_weight=request.sample_weight,
+        return_gradient=request.return_gradient,
+        threads=1,  # the executor's other threads serve other requests
+        **request.options,
+    )
+    metrics = None
+    if model is not None:
+        assert isinstance(logits, np.ndarray)
+        metrics = _metrics_for(logits, request.labels, request.options.get("ignore_class"))
+    return LossOutcome(result, model, metrics)
+
+
+def _metrics_for(
+    logits: FloatArray, labels: object, ignore_class: object
+) -> dict[str, float] | None:
+    ids = np.asarray(labels)
+    if ids.ndim == 2 and ids.shape[1] == 1:
+        ids = ids[:, 0]
+    if ids.ndim != 1:
+        return None  # one-hot or soft targets: no class ids to score against
+    ids = ids.astype(np.int64)
+    keep = ids != ignore_class if ignore_class is not None else np.ones(len(ids), dtype=bool)
+    if not keep.any():
+        return None
+    return classification_metrics(logits[keep], ids[keep])

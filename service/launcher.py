@@ -1,0 +1,103 @@
+"""Start ``python -m service`` as a child process on free loopback ports, wait until it is
+ready, and stop it (by its pid) afterwards: for benchmarks, tests and notebooks."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from service.cli import die_with_parent
+
+__all__ = ["RunningService", "free_port", "run_service", "running_service"]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class RunningService:
+    """A started service: its process and ports."""
+
+    process: subprocess.Popen[str]
+    http_port: int
+    grpc_port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+
+def _command(repository: Path, extra: tuple[str, ...]) -> list[str]:
+    return [sys.executable, "-m", "service", "--model-repository", str(repository), *extra]
+
+
+@contextmanager
+def running_service(
+    repository: Path, *extra: str, timeout: float = 90.0
+) -> Iterator[RunningService]:
+    """The service on ``repository`` with the flags ``extra``: ready when entered, stopped with
+    SIGTERM (SIGKILL after 30 s) and reaped on exit. If it fails to start, the error carries
+    the end of its log."""
+    http_port, grpc_port = free_port(), free_port()
+    ports = ["--http-port", str(http_port), "--grpc-port", str(grpc_port), "--device", "cpu"]
+    output = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        _command(repository, (*ports, *extra)), cwd=REPO, stdout=output, stderr=subprocess.STDOUT,
+        text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"), preexec_fn=die_with_parent,
+    )  # fmt: skip
+    service = RunningService(process, http_port, grpc_port)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                output.seek(0)
+                tail = output.read()[-4000:]
+                raise RuntimeError(f"service exited with {process.returncode}:\n{tail}")
+            try:
+                if httpx.get(f"{service.url}/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("service did not become ready in time")
+            time.sleep(0.1)
+        yield service
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        output.close()
+
+
+def run_service(
+    repository: Path, *extra: str, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """Run the service expecting it to exit by itself (start-up failures)."""
+    port = [] if "--http-port" in extra else ["--http-port", str(free_port())]
+    return subprocess.run(
+        _command(repository, (*port, *extra)), cwd=REPO, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
