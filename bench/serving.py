@@ -192,7 +192,7 @@ def main() -> None:
     parser.add_argument("--model", default="cifar10")
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per point")
     parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")],
-                        default=[1, 8, 32])  # fmt: skip
+                        default=[1, 8, 16, 32])  # fmt: skip
     parser.add_argument("--skip-peer", action="store_true", help="leave MLServer out")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
     parser.add_argument("--plot", type=Path, default=REPO / "docs/images/serving-benchmark.png")

@@ -120,9 +120,8 @@ async def serve(
     log.info("draining: no new requests; finishing those in flight")
     plane.set_ready(False)
     rest.should_exit = True
-    await asyncio.gather(
-        rest_task, grpc_server.stop(grace=settings.shutdown_grace_seconds), return_exceptions=True
-    )
-    await plane.stop()
+    grace = settings.shutdown_grace_seconds
+    await asyncio.gather(rest_task, grpc_server.stop(grace=grace), return_exceptions=True)
+    await plane.stop(timeout=grace)
     log.info("stopped")
     return 1 if failed else 0

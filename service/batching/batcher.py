@@ -55,7 +55,7 @@ class _Item(Generic[Request, Result]):
         self.deadline_timer: asyncio.TimerHandle | None = None
 
 
-RunBatch = Callable[[list[Request]], "asyncio.Future[tuple[Sequence[Result], float]]"]
+RunBatch = Callable[[list[Request]], "asyncio.Future[tuple[list[Result], float]]"]
 """Starts a model run on the requests of one batch, in order; its future gives one result per
 request and the run's duration in seconds."""
 
@@ -220,7 +220,7 @@ class DynamicBatcher(Generic[Request, Result]):
     def _finish(
         self,
         batch: list[_Item[Request, Result]],
-        future: asyncio.Future[tuple[Sequence[Result], float]],
+        future: asyncio.Future[tuple[list[Result], float]],
     ) -> None:
         try:
             results, seconds = future.result()

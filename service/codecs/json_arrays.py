@@ -10,6 +10,7 @@ shape.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -19,7 +20,7 @@ import simdjson
 
 from service.errors import InvalidInputError
 
-__all__ = ["JsonArray", "JsonObject", "numeric_array", "parse", "to_python"]
+__all__ = ["JsonArray", "JsonObject", "fields", "numeric_array", "parse", "to_python"]
 
 JsonArray = simdjson.Array
 JsonObject = simdjson.Object
@@ -47,6 +48,14 @@ def to_python(value: Any) -> Any:
     if isinstance(value, simdjson.Array):
         return value.as_list()
     return value
+
+
+def fields(document: simdjson.Object, keep: Container[str] = ()) -> dict[str, Any]:
+    """An object's fields, as plain values except those named in ``keep`` (left parsed).
+
+    Iterating keys is deliberate: ``Object.items()`` converts every value to Python first,
+    which would undo the point of keeping a numeric array parsed."""
+    return {k: document[k] if k in keep else to_python(document[k]) for k in document}
 
 
 @lru_cache(maxsize=256)

@@ -9,6 +9,7 @@ and the one executor all CPU work runs on; model runs go through each model vers
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sized
 from functools import partial
 from typing import ParamSpec, TypeVar
@@ -35,6 +36,8 @@ from service.repository import ModelRepository, ServedModel
 from service.telemetry import Telemetry
 
 __all__ = ["INLINE_BYTES", "DataPlane"]
+
+log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -86,10 +89,16 @@ class DataPlane:
         """Called by the server once it can take requests, and when it starts draining."""
         self._ready = ready
 
-    async def stop(self) -> None:
-        """Not ready any more; run what is queued for every model, then stop the executor."""
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Not ready any more; run what is queued for every model (for at most ``timeout``
+        seconds: a model run that never ends must not keep the process alive), then stop the
+        executor, which fails whatever is still running."""
         self._ready = False
-        await asyncio.gather(*(batcher.close() for batcher in self._batchers.values()))
+        closing = asyncio.gather(*(batcher.close() for batcher in self._batchers.values()))
+        try:
+            await asyncio.wait_for(closing, timeout)
+        except TimeoutError:
+            log.warning("queued requests did not finish within %.0f s; stopping anyway", timeout)
         await self.executor.stop()
 
     # -- models --------------------------------------------------------------------------

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
-from service.execution.model_process import ModelProcess, ModelProcessConfig, Outputs
+from service.execution.model_process import ModelProcess, ModelProcessConfig
 from service.execution.plan import ThreadPlan
+from service.execution.runs import BatchOutput, ModelCall, ModelOutput, pack, unpack
 from service.repository import ServedModel
 
 __all__ = ["Executor"]
@@ -54,18 +55,27 @@ class Executor:
             process.on_exit = callback
 
     def run_batch(
-        self, key: tuple[str, int], calls: list[Any]
-    ) -> asyncio.Future[tuple[Outputs, float]]:
-        """Run one batch on an idle model process (callers keep at most :attr:`slots` in
-        flight); the outputs and the run's seconds."""
+        self, key: tuple[str, int], calls: list[ModelCall]
+    ) -> asyncio.Future[tuple[list[ModelOutput], float]]:
+        """Run one batch of ``calls`` on an idle model process (callers keep at most
+        :attr:`slots` in flight); each call's output, and the run's seconds."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[list[ModelOutput], float]] = loop.create_future()
         process = next((p for p in self._processes if p.idle), None)
         if process is None:
-            future: asyncio.Future[tuple[Outputs, float]] = (
-                asyncio.get_running_loop().create_future()
-            )
             future.set_exception(RuntimeError("no model process is available"))
             return future
-        return process.run(key, calls)
+        batch = pack(calls)
+
+        def done(run: asyncio.Future[tuple[BatchOutput, float]]) -> None:
+            if run.exception() is not None:
+                future.set_exception(run.exception())  # type: ignore[arg-type]
+            else:
+                output, seconds = run.result()
+                future.set_result((unpack(batch, output), seconds))
+
+        process.run(key, batch).add_done_callback(done)
+        return future
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn(*args, **kwargs)`` on a thread, awaited without blocking the event loop."""

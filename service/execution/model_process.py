@@ -4,15 +4,16 @@ The serving process's event loop does the per-request work of both transports. o
 gives up the GIL while it computes but must take it back to return, and it cannot while the
 busy event loop and gRPC's poller thread hold it, so a model run in a thread of the serving
 process stalls both sides (measured: ~30% less throughput). In its own process a model run
-shares nothing. Batches travel over a Unix socket as length-prefixed pickles (protocol 5;
-numpy arrays are copied as raw buffers); the serving side writes and reads through asyncio
-streams, so a large batch never blocks its event loop. One batch is in flight per process.
+shares nothing. A message over the Unix socket is a small pickled header followed by the raw
+bytes of its arrays; the serving side writes and reads through an asyncio transport, so a large
+batch never blocks its event loop. One batch is in flight per process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import pickle
 import signal
 import socket
@@ -25,29 +26,53 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
+import numpy.typing as npt
+
 from service.batching import BatchingOptions
 from service.errors import ModelLoadError
+from service.execution.runs import Batch, BatchOutput, Message
 from service.repository import ServedModel
 
 __all__ = ["ModelProcess", "ModelProcessConfig", "serve_models"]
 
 log = logging.getLogger(__name__)
 
-_LENGTH = struct.Struct("!Q")
-Outputs = Any
-"""What a batch returns: whatever :func:`service.execution.runs.run_calls` returns."""
+_PREFIX = struct.Struct("!QQ")
+"""Every message: the lengths of its pickled header and of its raw array bytes, then both."""
 
 
-def _frame(message: object) -> bytes:
-    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    return _LENGTH.pack(len(payload)) + payload
+def _frame(meta: object, arrays: list[npt.NDArray[Any]]) -> list[bytes | memoryview]:
+    """A message as buffers to write: the arrays travel as their raw bytes, described in the
+    (small, pickled) header."""
+    contiguous = [np.ascontiguousarray(a) for a in arrays]
+    header = pickle.dumps(
+        (meta, [(a.dtype.str, a.shape) for a in contiguous]), protocol=pickle.HIGHEST_PROTOCOL
+    )
+    payload = [memoryview(a).cast("B") for a in contiguous]  # type: ignore[arg-type]
+    return [_PREFIX.pack(len(header), sum(a.nbytes for a in contiguous)), header, *payload]
 
 
-def _read(stream: BinaryIO) -> Any:
-    header = stream.read(_LENGTH.size)
-    if len(header) < _LENGTH.size:
+def _unframe(header: bytes, payload: bytes) -> Message:
+    meta, layouts = pickle.loads(header)
+    arrays, offset = [], 0
+    for dtype, shape in layouts:
+        array = np.frombuffer(payload, dtype=dtype, count=math.prod(shape), offset=offset)
+        arrays.append(array.reshape(shape))
+        offset += array.nbytes
+    return meta, arrays
+
+
+def _read(stream: BinaryIO) -> Message:
+    prefix = stream.read(_PREFIX.size)
+    if len(prefix) < _PREFIX.size:
         raise EOFError
-    return pickle.loads(stream.read(_LENGTH.unpack(header)[0]))
+    header_size, payload_size = _PREFIX.unpack(prefix)
+    return _unframe(stream.read(header_size), stream.read(payload_size))
+
+
+def _send(connection: socket.socket, meta: object, arrays: list[npt.NDArray[Any]]) -> None:
+    connection.sendall(b"".join(_frame(meta, arrays)))
 
 
 @dataclass(frozen=True)
@@ -65,7 +90,7 @@ def serve_models(handle: int) -> None:
     """The model process (``python -m service.execution FD``): load the models, report, then
     run batches sent over the socket ``FD`` until told to stop (or the socket closes)."""
     from service.cli import configure_logging, die_with_parent
-    from service.execution.runs import run_calls
+    from service.execution.runs import run_batch
     from service.repository import load_models
 
     die_with_parent(signal.SIGKILL)
@@ -76,7 +101,7 @@ def serve_models(handle: int) -> None:
     connection = socket.socket(fileno=handle)
     incoming = connection.makefile("rb")
     try:
-        config: ModelProcessConfig = _read(incoming)
+        config: ModelProcessConfig = _read(incoming)[0]
         configure_logging(config.log_level)
         try:
             models = load_models(
@@ -86,23 +111,50 @@ def serve_models(handle: int) -> None:
                 batching=config.batching,
             )
         except ModelLoadError as exc:
-            connection.sendall(_frame(("failed", str(exc))))
+            _send(connection, ("failed", str(exc)), [])
             return
-        connection.sendall(_frame(("ready", [model.spec for model in models])))
+        _send(connection, ("ready", [model.spec for model in models]), [])
         by_key = {model.spec.key: model for model in models}
-        while (message := _read(incoming)) is not None:
-            key, calls = message
+        while True:
+            meta, arrays = _read(incoming)
+            if meta is None:
+                return
+            key, batch = meta
             started = time.perf_counter()
             try:
-                outputs = run_calls(by_key[key], calls)
+                output = run_batch(by_key[key], Batch.from_message((batch, arrays)))
             except Exception as exc:
-                log.exception("model %s version %s failed on a batch of %d", *key, len(calls))
-                reply: tuple[Any, ...] = ("error", f"{type(exc).__name__}: {exc}")
+                log.exception("model %s version %s failed on a batch", *key)
+                _send(connection, ("error", f"{type(exc).__name__}: {exc}"), [])
             else:
-                reply = ("ok", outputs, time.perf_counter() - started)
-            connection.sendall(_frame(reply))
+                meta, arrays = output.to_message()
+                _send(connection, ("ok", time.perf_counter() - started, meta), arrays)
     except (EOFError, BrokenPipeError, ConnectionResetError):
         pass  # the serving process is gone
+
+
+class _Frames(asyncio.Protocol):
+    """Reads whole messages off the socket and hands each to ``receive``."""
+
+    def __init__(self, receive: Callable[[Message], None], closed: Callable[[], None]) -> None:
+        self._receive, self._closed = receive, closed
+        self._buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        while len(self._buffer) >= _PREFIX.size:
+            header_size, payload_size = _PREFIX.unpack_from(self._buffer)
+            end = _PREFIX.size + header_size + payload_size
+            if len(self._buffer) < end:
+                return
+            middle = _PREFIX.size + header_size
+            message = _unframe(bytes(self._buffer[_PREFIX.size : middle]),
+                               bytes(self._buffer[middle:end]))  # fmt: skip
+            del self._buffer[:end]
+            self._receive(message)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed()
 
 
 class ModelProcess:
@@ -111,8 +163,7 @@ class ModelProcess:
     def __init__(self, config: ModelProcessConfig) -> None:
         self._config = config
         self._process: subprocess.Popen[bytes] | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._listener: asyncio.Task[None] | None = None
+        self._transport: asyncio.Transport | None = None
         self._pending: asyncio.Future[Any] | None = None
         self._exited = asyncio.Event()
         self._stopping = False
@@ -135,10 +186,13 @@ class ModelProcess:
             pass_fds=[theirs.fileno()],
         )
         theirs.close()
-        reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=1 << 30)
-        self._pending = asyncio.get_running_loop().create_future()
-        self._writer.write(_frame(self._config))
-        self._listener = asyncio.create_task(self._listen(reader))
+        loop = asyncio.get_running_loop()
+        self._pending = loop.create_future()
+        transport, _ = await loop.create_unix_connection(
+            lambda: _Frames(self._received, self._ended), sock=ours
+        )
+        self._transport = transport
+        transport.writelines(_frame(self._config, []))
         try:
             kind, payload = await self._pending
         except EOFError:
@@ -149,31 +203,30 @@ class ModelProcess:
         specs: list[ServedModel] = payload
         return specs
 
-    def run(self, key: tuple[str, int], calls: list[Any]) -> asyncio.Future[tuple[Outputs, float]]:
-        """Run a batch of ``calls`` on model ``key``; the outputs and the run's seconds."""
-        assert self._writer is not None
+    def run(self, key: tuple[str, int], batch: Batch) -> asyncio.Future[tuple[BatchOutput, float]]:
+        """Run ``batch`` on model ``key``; its output and the run's seconds."""
+        assert self._transport is not None
         assert self._pending is None
-        future: asyncio.Future[tuple[Outputs, float]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[BatchOutput, float]] = (
+            asyncio.get_running_loop().create_future()
+        )
         self._pending = future
-        self._writer.write(_frame((key, calls)))  # buffered: never blocks the event loop
+        meta, arrays = batch.to_message()
+        self._transport.writelines(_frame((key, meta), arrays))  # buffered: never blocks
         return future
 
-    async def _listen(self, reader: asyncio.StreamReader) -> None:
-        try:
-            while True:
-                header = await reader.readexactly(_LENGTH.size)
-                message = pickle.loads(await reader.readexactly(_LENGTH.unpack(header)[0]))
-                pending, self._pending = self._pending, None
-                if pending is None or pending.done():
-                    continue
-                if message[0] == "ok":
-                    pending.set_result((message[1], message[2]))
-                elif message[0] == "error":
-                    pending.set_exception(RuntimeError(f"the model process failed: {message[1]}"))
-                else:  # the start-up report
-                    pending.set_result(message)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            self._ended()
+    def _received(self, message: Message) -> None:
+        pending, self._pending = self._pending, None
+        if pending is None or pending.done():
+            return
+        meta, arrays = message
+        if meta[0] == "ok":
+            _, seconds, output = meta
+            pending.set_result((BatchOutput.from_message((output, arrays)), seconds))
+        elif meta[0] == "error":
+            pending.set_exception(RuntimeError(f"the model process failed: {meta[1]}"))
+        else:  # the start-up report
+            pending.set_result(meta)
 
     def _ended(self) -> None:
         self._exited.set()
@@ -185,20 +238,20 @@ class ModelProcess:
             if self.on_exit is not None:
                 self.on_exit()
 
-    async def stop(self, timeout: float = 10.0) -> None:
+    async def stop(self, timeout: float = 5.0) -> None:
         """Ask the process to exit (after its running batch) and reap it."""
         self._stopping = True
-        if self._writer is None or self._process is None:
+        if self._transport is None or self._process is None:
             return
         if not self._exited.is_set():
+            self._transport.writelines(_frame(None, []))
             try:
-                self._writer.write(_frame(None))
                 await asyncio.wait_for(self._exited.wait(), timeout)
-            except (ConnectionError, TimeoutError):
+            except TimeoutError:
                 self._process.kill()
         try:
             self._process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
-        self._writer.close()
+        self._transport.close()

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.codecs import decode_base64, decode_images, pixels
-from service.codecs.json_arrays import JsonArray, JsonObject, numeric_array, parse, to_python
+from service.codecs.json_arrays import (
+    JsonArray,
+    JsonObject,
+    fields,
+    numeric_array,
+    parse,
+    to_python,
+)
 from service.dataplane import (
     DataPlane,
     Images,
@@ -47,8 +54,10 @@ def _fields(body: bytes) -> tuple[Any, JsonArray | None]:
         return to_python(document), None  # not an object: the schema says so (422)
     pixel_array = document.get(PIXELS)
     if not isinstance(pixel_array, JsonArray):
-        return document.as_dict(), None
-    return {k: to_python(v) for k, v in document.items() if k != PIXELS}, pixel_array
+        return fields(document), None
+    plain = fields(document, keep=(PIXELS,))
+    del plain[PIXELS]
+    return plain, pixel_array
 
 
 def _images(

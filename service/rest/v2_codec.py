@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.codecs.json_arrays import JsonArray, JsonObject, parse, to_python
+from service.codecs.json_arrays import JsonArray, JsonObject, fields, parse, to_python
 from service.codecs.tensors import from_bytes, from_json, to_bytes
 from service.errors import InvalidInputError
 from service.oip import InferInput, InferRequest, InferResponse, RequestedOutput
@@ -62,20 +62,15 @@ def _plain(document: Any) -> Any:
     numbers are read into numpy in one go."""
     if not isinstance(document, JsonObject):
         return to_python(document)
-    fields = {k: to_python(v) for k, v in document.items() if k != "inputs"}
-    if "inputs" in document:
-        inputs = document["inputs"]
-        fields["inputs"] = (
-            [
-                {k: v if k == "data" else to_python(v) for k, v in t.items()}
-                if isinstance(t, JsonObject)
-                else to_python(t)
-                for t in inputs
-            ]
-            if isinstance(inputs, JsonArray)
-            else to_python(inputs)
-        )
-    return fields
+    plain = fields(document, keep=("inputs",))
+    inputs = plain.get("inputs")
+    if isinstance(inputs, JsonArray):
+        plain["inputs"] = [
+            fields(t, keep=("data",)) if isinstance(t, JsonObject) else to_python(t) for t in inputs
+        ]
+    elif inputs is not None:
+        plain["inputs"] = to_python(inputs)
+    return plain
 
 
 def decode_infer_request(

@@ -51,11 +51,9 @@ class Model:
         self.seconds = seconds
         self.runs: list[list[str]] = []
 
-    def __call__(self, requests: list[str]) -> asyncio.Future[tuple[Sequence[str], float]]:
+    def __call__(self, requests: list[str]) -> asyncio.Future[tuple[list[str], float]]:
         self.runs.append(list(requests))
-        future: asyncio.Future[tuple[Sequence[str], float]] = (
-            asyncio.get_running_loop().create_future()
-        )
+        future: asyncio.Future[tuple[list[str], float]] = asyncio.get_running_loop().create_future()
 
         def finish() -> None:
             if "fail" in requests:

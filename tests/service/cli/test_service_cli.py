@@ -3,8 +3,6 @@ failures, settings from flags and the environment, several worker processes, and
 
 from __future__ import annotations
 
-import base64
-import io
 import os
 import signal
 import socket
@@ -15,12 +13,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.client import GrpcClient
 from service.launcher import RunningService, run_service, running_service
 from service.losses import compute_loss
+from tests.service.helpers import b64, encode
 from tests.service.onnx_models import LinearModel, write_linear_model
 
 
@@ -42,11 +40,10 @@ def test_predict_and_loss_over_http(
             predicted.json()["logits"], cifar.logits(images), rtol=1e-5, atol=1e-5
         )
 
-        buffer = io.BytesIO()
-        Image.fromarray(images[0]).save(buffer, format="PNG")
+        png = encode(images[0])
         uploaded = http.post(
             "/predict",
-            files={"file": ("x.png", buffer.getvalue(), "image/png")},
+            files={"file": ("x.png", png, "image/png")},
             data={"model": "cifar10"},
         )
         assert uploaded.status_code == 200
@@ -55,7 +52,7 @@ def test_predict_and_loss_over_http(
         )
 
         labels = [1, 2, 3, 4, 5]
-        encoded = [base64.b64encode(buffer.getvalue()).decode()]
+        encoded = [b64(png)]
         loss = http.post(
             "/loss",
             json={
@@ -284,3 +281,27 @@ def test_grpc_port_in_use_fails_cleanly(tmp_path: Path) -> None:
             assert done.returncode == 1, done.stderr
             assert f"cannot bind gRPC to 127.0.0.1:{port}" in done.stderr
             assert "address already in use" in done.stderr
+
+
+def test_a_stuck_model_process_cannot_keep_the_service_alive(tmp_path: Path) -> None:
+    write_linear_model(tmp_path / "m" / "1" / "model.onnx")
+    with running_service(tmp_path, "--shutdown-grace-seconds", "1") as service:
+        (model_process,) = [
+            p for p, cmd in children(service.process.pid).items() if "service.execution" in cmd
+        ]
+        os.kill(model_process, signal.SIGSTOP)  # its next batch never ends
+        with ThreadPoolExecutor(1) as pool:
+            stuck = pool.submit(
+                httpx.post,
+                f"{service.url}/predict",
+                json={"instances": np.zeros((1, 32, 32, 3)).tolist()},
+                timeout=60,
+            )
+            time.sleep(0.5)
+            started = time.monotonic()
+            service.process.send_signal(signal.SIGTERM)
+            assert service.process.wait(timeout=30) == 0
+            assert time.monotonic() - started < 20
+            with pytest.raises(httpx.HTTPError):
+                stuck.result().raise_for_status()
+        assert not Path(f"/proc/{model_process}").exists()
