@@ -39,8 +39,12 @@ class LoadResult:
     requests: int
     seconds: float
     failed: int
+    """Responses other than 2xx, plus h2load's transport errors and timeouts (and, added by
+    the caller, gRPC calls the server ended with an error status)."""
     p50_ms: float
     p99_ms: float
+    transport_errors: int = 0
+    """Of :attr:`failed`: connection or stream errors h2load reported (no response at all)."""
 
     @property
     def rps(self) -> float:
@@ -89,10 +93,12 @@ def h2load(
     # The log holds the measured requests only (none of the warm-up).
     latencies = sorted(int(micros) / 1000 for _, _, micros in rows)
     failed = sum(not status.startswith("2") for _, status, _ in rows)
+    transport = int(errored.group(1)) + int(errored.group(2))
     return LoadResult(
         requests=len(rows) - failed,
         seconds=seconds,
-        failed=failed + int(errored.group(1)) + int(errored.group(2)),
+        failed=failed + transport,
         p50_ms=_percentile(latencies, 0.50),
         p99_ms=_percentile(latencies, 0.99),
+        transport_errors=transport,
     )
