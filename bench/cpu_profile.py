@@ -20,7 +20,7 @@ import onnxruntime as ort
 from bench._timing import median_ms
 from bench.loadgen import GRPC_HEADERS, h2load, require
 from bench.serving import GRPC_V2, IMAGE, routes
-from service.launcher import REPO, free_port, running_service
+from service.launcher import REPO, free_port, running_service, stop_process
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -78,8 +78,7 @@ def main() -> None:
         result, usage, load = measure(null.pid, port, body, args.concurrency, args.seconds)
         rows.append(("null grpc.aio server", result.rps, usage, load))
     finally:
-        null.terminate()
-        null.wait()
+        stop_process(null)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(

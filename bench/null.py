@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from service.cli import die_with_parent
-from service.launcher import free_port
+from service.launcher import free_port, stop_process
 
 __all__ = ["running_null"]
 
@@ -64,5 +64,4 @@ def running_null() -> Iterator[tuple[int, int]]:
                 raise RuntimeError((root / "error.log").read_text())
             yield ports
         finally:
-            process.terminate()
-            process.wait(timeout=30)
+            stop_process(process)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from service.cli import die_with_parent
-from service.launcher import REPO, free_port
+from service.launcher import REPO, free_port, stop_process, wait_until_ready
 
 __all__ = ["MLSERVER_BATCHING", "Peer", "running_mlserver"]
 
@@ -112,24 +111,8 @@ def running_mlserver(model_file: Path, model_name: str) -> Iterator[Peer]:
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{peer.http_port}/v2/models/{model_name}/ready"
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"MLServer exited; see {workdir / 'mlserver.log'}")
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("MLServer did not become ready")
-            time.sleep(0.5)
+        wait_until_ready(process, url, 120, lambda: f"MLServer's log: {workdir / 'mlserver.log'}")
         yield peer
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         log.close()

@@ -9,16 +9,24 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from service.cli import die_with_parent
 
-__all__ = ["RunningService", "free_port", "run_service", "running_service"]
+__all__ = [
+    "RunningService",
+    "free_port",
+    "run_service",
+    "running_service",
+    "stop_process",
+    "wait_until_ready",
+]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,6 +55,35 @@ class RunningService:
         return f"127.0.0.1:{self.grpc_port}"
 
 
+def wait_until_ready(
+    process: subprocess.Popen[Any], url: str, timeout: float, failed: Callable[[], str]
+) -> None:
+    """Poll ``url`` until it answers 200; :class:`RuntimeError` with ``failed()`` if the
+    process exits first, or when ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with {process.returncode}: {failed()}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not ready after {timeout:.0f} s: {failed()}")
+        time.sleep(0.1)
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 30.0) -> None:
+    """SIGTERM, then SIGKILL after ``timeout`` seconds; reaped either way."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def _command(repository: Path, extra: tuple[str, ...]) -> list[str]:
     return [sys.executable, "-m", "service", "--model-repository", str(repository), *extra]
 
@@ -66,29 +103,16 @@ def running_service(
         text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"), preexec_fn=die_with_parent,
     )  # fmt: skip
     service = RunningService(process, http_port, grpc_port)
+
+    def log_tail() -> str:
+        output.seek(0)
+        return "the service's log ends:\n" + output.read()[-4000:]
+
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                output.seek(0)
-                tail = output.read()[-4000:]
-                raise RuntimeError(f"service exited with {process.returncode}:\n{tail}")
-            try:
-                if httpx.get(f"{service.url}/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("service did not become ready in time")
-            time.sleep(0.1)
+        wait_until_ready(process, f"{service.url}/health/ready", timeout, log_tail)
         yield service
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         output.close()
 
 

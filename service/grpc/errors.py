@@ -81,52 +81,47 @@ class _Calls:
         return grpc.StatusCode.INTERNAL, "internal server error"
 
 
+class _Guard:
+    """``async with``: an RPC's exception mapped to its status, and the call recorded."""
+
+    __slots__ = ("_calls", "_context", "_started")
+
+    def __init__(self, calls: _Calls, context: Context) -> None:
+        self._calls, self._context, self._started = calls, context, time.perf_counter()
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: Any, trace: Any) -> bool:
+        if exc is None:
+            self._calls.record("OK", self._started)
+        elif isinstance(exc, asyncio.CancelledError):
+            self._calls.record("CANCELLED", self._started)
+        elif isinstance(exc, grpc.aio.AbortError):  # the servicer aborted the call itself
+            code = self._context.code()
+            self._calls.record(code.name if code else "UNKNOWN", self._started)
+        elif isinstance(exc, Exception):
+            code, message = self._calls.outcome(exc)
+            self._calls.record(code.name, self._started)
+            await self._context.abort(code, message)  # raises AbortError in its place
+        return False
+
+
 def _unary(method: Callable[..., Any], calls: _Calls) -> Callable[..., Any]:
     async def handler(request: Any, context: Context) -> Any:
-        started, status = time.perf_counter(), "OK"
-        try:
+        async with _Guard(calls, context):
             return await method(request, context)
-        except asyncio.CancelledError:
-            status = "CANCELLED"
-            raise
-        except grpc.aio.AbortError:
-            status = _aborted(context)
-            raise
-        except Exception as exc:
-            code, message = calls.outcome(exc)
-            status = code.name
-            await context.abort(code, message)
-        finally:
-            calls.record(status, started)
 
     return handler
 
 
 def _streaming(method: Callable[..., AsyncIterator[Any]], calls: _Calls) -> Callable[..., Any]:
     async def handler(requests: Any, context: Context) -> AsyncIterator[Any]:
-        started, status = time.perf_counter(), "OK"
-        try:
+        async with _Guard(calls, context):
             async for response in method(requests, context):
                 yield response
-        except asyncio.CancelledError:
-            status = "CANCELLED"
-            raise
-        except grpc.aio.AbortError:
-            status = _aborted(context)
-            raise
-        except Exception as exc:
-            code, message = calls.outcome(exc)
-            status = code.name
-            await context.abort(code, message)
-        finally:
-            calls.record(status, started)
 
     return handler
-
-
-def _aborted(context: Context) -> str:
-    code = context.code()
-    return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
 
 
 def guarded(servicer: object, service: ServiceDescriptor, telemetry: Telemetry) -> Any:

@@ -267,3 +267,24 @@ def test_v2_grpc_accepts_typed_contents(
         with pytest.raises(grpc.RpcError) as caught:
             stub.ModelReady(v2.ModelReadyRequest(name="nope"))
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_calls_are_counted_by_status(served: InProcessService, grpc_client: GrpcClient) -> None:
+    def count(status: str) -> float:
+        text = httpx.get(f"{served.url}/metrics").text
+        prefix = (
+            'service_requests_total{endpoint="/cifar10.v1.Classifier/ListModels",'
+            f'status="{status}",transport="grpc"}} '
+        )
+        return sum(
+            float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix)
+        )
+
+    before_ok, before_missing = count("OK"), count("NOT_FOUND")
+    grpc_client.list_models()
+    with pytest.raises(RequestError):
+        grpc_client.predict(np.zeros((1, 32, 32, 3), np.uint8), model="nope")
+    assert count("OK") == before_ok + 1
+    predict_missing = 'endpoint="/cifar10.v1.Classifier/Predict",status="NOT_FOUND"'
+    assert predict_missing in httpx.get(f"{served.url}/metrics").text
+    assert count("NOT_FOUND") == before_missing
