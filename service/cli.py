@@ -92,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: invalid settings: {problems}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    if settings.die_with_parent:
+        die_with_parent()
     plan = plan_threads(
         cpus=usable_cpus(),
         workers=settings.workers,

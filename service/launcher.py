@@ -17,8 +17,6 @@ from typing import Any
 
 import httpx
 
-from service.cli import die_with_parent
-
 __all__ = [
     "RunningService",
     "free_port",
@@ -96,11 +94,16 @@ def running_service(
     SIGTERM (SIGKILL after 30 s) and reaped on exit. If it fails to start, the error carries
     the end of its log."""
     http_port, grpc_port = free_port(), free_port()
-    ports = ["--http-port", str(http_port), "--grpc-port", str(grpc_port), "--device", "cpu"]
+    ports = ["--http-port", str(http_port), "--grpc-port", str(grpc_port), "--device", "cpu",
+             "--die-with-parent"]  # fmt: skip
     output = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed below
+    # No preexec_fn: it would make subprocess fork this whole process and run Python in the
+    # child before exec, and a process that runs gRPC does not survive that (gRPC's event
+    # engine threads, restarted in the child, abort on the file descriptors they lost). The
+    # service asks for its parent-death signal itself (--die-with-parent).
     process = subprocess.Popen(
         _command(repository, (*ports, *extra)), cwd=REPO, stdout=output, stderr=subprocess.STDOUT,
-        text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"), preexec_fn=die_with_parent,
+        text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )  # fmt: skip
     service = RunningService(process, http_port, grpc_port)
 

@@ -73,6 +73,10 @@ class Settings(BaseSettings, BatchingOptions):
     grpc_max_message_bytes: int = Field(
         64 * MiB, gt=0, description="Largest gRPC message received or sent."
     )
+    die_with_parent: bool = Field(
+        False, description="Stop (as on SIGTERM) when the process that started this one exits: "
+        "for supervisors, test runners and notebooks that must not leave a server behind.",
+    )  # fmt: skip
     shutdown_grace_seconds: float = Field(
         20.0, ge=0, le=3600, description="On SIGTERM/SIGINT, how long in-flight requests may "
         "take to finish before the listeners close.",

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.client import GrpcClient
-from service.launcher import RunningService, run_service, running_service
+from service.launcher import RunningService, free_port, run_service, running_service
 from service.losses import compute_loss
 from tests.service.helpers import b64, encode
 from tests.service.onnx_models import LinearModel, write_linear_model
@@ -172,6 +174,8 @@ def test_help_lists_every_setting() -> None:
         "--workers",
         "--model-processes",
         "--executor-threads",
+        "--shutdown-grace-seconds",
+        "--die-with-parent",
     ):
         assert flag in done.stdout
 
@@ -305,3 +309,38 @@ def test_a_stuck_model_process_cannot_keep_the_service_alive(tmp_path: Path) -> 
             with pytest.raises(httpx.HTTPError):
                 stuck.result().raise_for_status()
         assert not Path(f"/proc/{model_process}").exists()
+
+
+def test_die_with_parent_stops_the_service_with_its_parent(tmp_path: Path) -> None:
+    """A parent (here a shell) that dies without stopping its service takes it along."""
+    write_linear_model(tmp_path / "m" / "1" / "model.onnx")
+    port = free_port()
+    script = (
+        f"{sys.executable} -m service --model-repository {tmp_path} --http-port {port} "
+        f"--grpc-port {free_port()} --die-with-parent & echo $!; sleep 30"
+    )
+    parent = subprocess.Popen(["bash", "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        service_pid = int(parent.stdout.readline())
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the service never became ready"
+            time.sleep(0.2)
+    finally:
+        parent.kill()
+        parent.wait()
+        if parent.stdout is not None:
+            parent.stdout.close()
+    deadline = time.monotonic() + 30
+    while (
+        Path(f"/proc/{service_pid}").exists()
+        and "zombie" not in Path(f"/proc/{service_pid}/status").read_text().lower()
+    ):
+        assert time.monotonic() < deadline, "the service outlived its parent"
+        time.sleep(0.2)
