@@ -337,10 +337,16 @@ def test_die_with_parent_stops_the_service_with_its_parent(tmp_path: Path) -> No
         parent.wait()
         if parent.stdout is not None:
             parent.stdout.close()
-    deadline = time.monotonic() + 30
-    while (
-        Path(f"/proc/{service_pid}").exists()
-        and "zombie" not in Path(f"/proc/{service_pid}/status").read_text().lower()
-    ):
-        assert time.monotonic() < deadline, "the service outlived its parent"
-        time.sleep(0.2)
+
+    def alive() -> bool:
+        status = Path(f"/proc/{service_pid}/status")
+        return status.exists() and "zombie" not in status.read_text().lower()
+
+    try:
+        deadline = time.monotonic() + 30
+        while alive():
+            assert time.monotonic() < deadline, "the service outlived its parent"
+            time.sleep(0.2)
+    finally:
+        if alive():
+            os.kill(service_pid, signal.SIGKILL)
