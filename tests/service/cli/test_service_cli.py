@@ -201,6 +201,11 @@ def children(pid: int) -> dict[int, str]:
     return found
 
 
+def model_processes(pid: int) -> list[int]:
+    """The model processes started by the serving process ``pid``."""
+    return [child for child, cmd in children(pid).items() if "service.execution" in cmd]
+
+
 def metric(url: str, name: str, **labels: str) -> float:
     for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text):
         for sample in family.samples:
@@ -216,10 +221,8 @@ def test_several_workers_share_both_ports_and_sum_their_metrics(
     with running_service(tmp_path, "--workers", "2") as service:
         workers = [p for p, cmd in children(service.process.pid).items() if "spawn" in cmd]
         assert len(workers) == 2
-        model_processes = [
-            p for w in workers for p, cmd in children(w).items() if "service.execution" in cmd
-        ]
-        assert len(model_processes) == 2
+        started = [p for worker in workers for p in model_processes(worker)]
+        assert len(started) == 2
         for _ in range(6):  # a new connection each time, so the kernel spreads them
             response = httpx.post(f"{service.url}/predict", json={"instances": images.tolist()})
             assert response.status_code == 200
@@ -231,7 +234,7 @@ def test_several_workers_share_both_ports_and_sum_their_metrics(
         assert metric(service.url, "service_requests_total", **grpc_labels) == 6
         assert metric(service.url, "service_inference_batch_size_sum", model="m") == 60
     assert service.process.returncode == 0
-    for pid in (*workers, *model_processes):
+    for pid in (*workers, *started):
         assert (
             not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
         )
@@ -267,9 +270,7 @@ def test_sigterm_finishes_the_requests_in_flight_on_both_transports(
 def test_the_service_stops_when_its_model_process_dies(tmp_path: Path) -> None:
     write_linear_model(tmp_path / "m" / "1" / "model.onnx")
     with running_service(tmp_path) as service:
-        (model_process,) = [
-            p for p, cmd in children(service.process.pid).items() if "service.execution" in cmd
-        ]
+        (model_process,) = model_processes(service.process.pid)
         os.kill(model_process, signal.SIGKILL)
         assert service.process.wait(timeout=30) == 1
 
@@ -290,9 +291,7 @@ def test_grpc_port_in_use_fails_cleanly(tmp_path: Path) -> None:
 def test_a_stuck_model_process_cannot_keep_the_service_alive(tmp_path: Path) -> None:
     write_linear_model(tmp_path / "m" / "1" / "model.onnx")
     with running_service(tmp_path, "--shutdown-grace-seconds", "1") as service:
-        (model_process,) = [
-            p for p, cmd in children(service.process.pid).items() if "service.execution" in cmd
-        ]
+        (model_process,) = model_processes(service.process.pid)
         os.kill(model_process, signal.SIGSTOP)  # its next batch never ends
         with ThreadPoolExecutor(1) as pool:
             stuck = pool.submit(
