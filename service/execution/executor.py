@@ -28,7 +28,6 @@ class Executor:
     def __init__(self, processes: list[ModelProcess], threads: int) -> None:
         self._processes = processes
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cpu")
-        self.threads = threads
 
     @classmethod
     async def start(
