@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import numpy as np
 import numpy.typing as npt
 
+from service.activations import FloatArray
 from service.dataplane.options import PredictOptions
-from service.execution.runs import TopClass
+from service.execution.runs import Images, TopClass
 from service.losses import LossResult
 from service.repository import ServedModel
 
@@ -25,10 +25,6 @@ __all__ = [
     "Predictions",
     "TopClass",
 ]
-
-FloatArray = npt.NDArray[np.float32]
-Images = npt.NDArray[np.generic]
-"""A pixel batch ``[N, H, W, C]`` of 0–255 values: uint8, or float32 checked to lie in range."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from service.activations import Activation
+from service.activations import Activation, FloatArray
 from service.repository import LoadedModel, ServedModel
 
 __all__ = [
@@ -28,8 +28,8 @@ __all__ = [
     "unpack",
 ]
 
-FloatArray = npt.NDArray[np.float32]
 Images = npt.NDArray[np.generic]
+"""A pixel batch ``[N, H, W, C]`` of 0–255 values: uint8, or float32 checked to lie in range."""
 Message = tuple[Any, list[npt.NDArray[Any]]]
 """What crosses the process boundary: small plain metadata, and numpy arrays sent raw."""
 
