@@ -86,10 +86,7 @@ def decode_predict(body: bytes, plane: DataPlane) -> PredictCall:
         raise InvalidInputError("give exactly one of instances or images", field=PIXELS)
     model = plane.model(parsed.model, parsed.version)
     images, field = _images(plane, model, pixel_array, parsed.images)
-    options = PredictOptions(
-        activation=parsed.activation, temperature=parsed.temperature, top_k=parsed.top_k
-    )
-    return PredictCall(model, images, options, field)
+    return PredictCall(model, images, parsed.options(), field)
 
 
 def decode_uploads(files: Sequence[bytes], model: ServedModel, plane: DataPlane) -> Images:

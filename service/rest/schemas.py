@@ -33,6 +33,12 @@ class PredictForm(PredictOptions):
     model: str | None = Field(None, description="Model name (default: the only served model).")
     version: Version | None = Field(None, description="Model version (default: the latest).")
 
+    def options(self) -> PredictOptions:
+        """The prediction options alone (already validated: not checked again)."""
+        return PredictOptions.model_construct(
+            **{name: getattr(self, name) for name in PredictOptions.model_fields}
+        )
+
 
 class PredictBody(PredictForm):
     """``POST /predict`` as JSON: exactly one of ``instances`` and ``images``."""

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
-from service.dataplane import DataPlane, Prediction, PredictOptions
+from service.dataplane import DataPlane, Prediction
 from service.errors import InvalidInputError
 from service.rest.decoding import decode_predict, decode_uploads
 from service.rest.encoding import JSONResponse
@@ -81,10 +81,7 @@ async def predict(request: Request) -> Response:
         model = plane.model(form.model, form.version)
         size = sum(map(len, files))
         images = await plane.offload(size, decode_uploads, files, model, plane)
-        options = PredictOptions(
-            activation=form.activation, temperature=form.temperature, top_k=form.top_k
-        )
-        prediction = await plane.predict(model, images, options, field="file")
+        prediction = await plane.predict(model, images, form.options(), field="file")
     else:
         body = await request.body()
         call = await plane.offload(len(body), decode_predict, body, plane)
