@@ -10,7 +10,8 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["GRPC_HEADERS", "LoadResult", "grpc_frame", "h2load", "require"]
@@ -45,6 +46,8 @@ class LoadResult:
     p99_ms: float
     transport_errors: int = 0
     """Of :attr:`failed`: connection or stream errors h2load reported (no response at all)."""
+    statuses: dict[str, int] = field(default_factory=dict)
+    """The HTTP statuses of the failed responses, by status."""
 
     @property
     def rps(self) -> float:
@@ -92,7 +95,8 @@ def h2load(
         rows = [line.split("\t")[:3] for line in log_file.read_text().splitlines()]
     # The log holds the measured requests only (none of the warm-up).
     latencies = sorted(int(micros) / 1000 for _, _, micros in rows)
-    failed = sum(not status.startswith("2") for _, status, _ in rows)
+    statuses = Counter(status for _, status, _ in rows if not status.startswith("2"))
+    failed = sum(statuses.values())
     transport = int(errored.group(1)) + int(errored.group(2))
     return LoadResult(
         requests=len(rows) - failed,
@@ -101,4 +105,5 @@ def h2load(
         p50_ms=_percentile(latencies, 0.50),
         p99_ms=_percentile(latencies, 0.99),
         transport_errors=transport,
+        statuses=dict(statuses),
     )
