@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     quick.add_argument("--name", default="cifar10")
     quick.add_argument("--data", default=None)
     quick.add_argument("--out", default="runs/quickstart")
+    quick.add_argument(
+        "--run", default=None, help="export this finished run instead of training one"
+    )
     return parser
 
 
@@ -100,7 +103,10 @@ def _run(args: argparse.Namespace) -> None:
         path, difference = export_run(args.run, args.repository, args.name, args.version)
         print(f"exported {path}; parity max |Δlogit| = {difference:.3g} (onnxruntime vs Keras)")
     else:
-        quickstart_model(Path(args.repository), args.name, data=args.data, out=Path(args.out))
+        run = Path(args.run) if args.run else None
+        quickstart_model(
+            Path(args.repository), args.name, data=args.data, out=Path(args.out), run=run
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

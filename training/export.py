@@ -22,12 +22,22 @@ import tf2onnx
 
 from training.model import ModelConfig, build_core, build_training_model
 
-__all__ = ["OPSET", "PARITY_TOLERANCE", "ExportError", "export_run", "next_version"]
+__all__ = [
+    "FILE_MODE",
+    "FOLDER_MODE",
+    "OPSET",
+    "PARITY_TOLERANCE",
+    "ExportError",
+    "export_run",
+    "next_version",
+]
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4
 """Largest |logit difference| between onnxruntime and Keras that an export accepts."""
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
+FILE_MODE, FOLDER_MODE = 0o644, 0o755
+"""Modes of what export writes: readable by any user, whatever the umask."""
 
 
 class ExportError(Exception):
@@ -123,8 +133,20 @@ def export_run(
         )
     version = next_version(repository, name) if version is None else version
     target = repository / name / str(version) / "model.onnx"
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _make_readable_folders(target.parent)
     with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".tmp") as staging:
         staging.write(model_bytes)
+    # NamedTemporaryFile creates 0600: a server running as another user (a container's
+    # non-root user, say) could not read the model.
+    os.chmod(staging.name, FILE_MODE)
     os.replace(staging.name, target)  # never leave a half-written model for the server
     return target, difference
+
+
+def _make_readable_folders(folder: Path) -> None:
+    """Create ``folder`` (``<repository>/<name>/<version>``): it, its parent and any folder
+    this creates end up ``FOLDER_MODE`` whatever the umask."""
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in {folder, folder.parent, *created}:
+        os.chmod(path, FOLDER_MODE)

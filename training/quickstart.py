@@ -23,14 +23,24 @@ train the full configuration for the published accuracy)."""
 
 
 def quickstart_model(
-    repository: Path, name: str = "cifar10", *, data: str | None = None, out: Path
+    repository: Path,
+    name: str = "cifar10",
+    *,
+    data: str | None = None,
+    out: Path,
+    run: Path | None = None,
 ) -> Path | None:
-    """Train and export version 1 unless ``repository/name`` already has a model; uses the real
-    CIFAR-10 when found, else the synthetic stand-in. Returns the new model's path."""
+    """Unless ``repository/name`` already has a model, export version 1: the finished training
+    ``run`` when given, else a quickstart model trained into ``out`` on the real CIFAR-10 when
+    found, else on the synthetic stand-in. Returns the new model's path."""
     existing = sorted((repository / name).glob("*/model.onnx"))
     if existing:
         print(f"{repository / name} already has a model ({existing[-1]}); nothing to do.")
         return None
+    if run is not None:
+        path, difference = export_run(run, repository, name, 1)
+        print(f"exported {run} as {path}; parity max |Δlogit| = {difference:.3g}")
+        return path
     source = data if data is not None else ("synthetic" if locate_cifar10() is None else None)
     if source == "synthetic":
         print(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,22 @@ def test_export_parity_and_metadata(run: tuple[Path, dict[str, Any]], tmp_path: 
     assert second.parent.name == "2"
 
 
+def test_export_is_readable_by_any_user_whatever_the_umask(
+    run: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """A server running as another user (the container's) can read what export writes."""
+    out, _ = run
+    previous = os.umask(0o077)
+    try:
+        path, _ = export_run(out, tmp_path / "models", "cifar10")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    for folder in (tmp_path / "models", path.parent.parent, path.parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o755, folder
+    assert [p.name for p in path.parent.iterdir()] == ["model.onnx"]  # no staging file left
+
+
 def test_exported_model_serves_without_tensorflow(
     run: tuple[Path, dict[str, Any]], tmp_path: Path
 ) -> None:
@@ -137,6 +154,20 @@ def test_quickstart_model_keeps_an_existing_model(
     out, _ = run
     export_run(out, tmp_path / "models", "cifar10")
     assert quickstart_model(tmp_path / "models", "cifar10", out=tmp_path / "unused") is None
+    assert not (tmp_path / "unused").exists()
+
+
+def test_quickstart_model_exports_a_given_run_once(
+    run: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """The compose job's path: a given run is exported as version 1, and only when the
+    repository has no model yet."""
+    out, _ = run
+    repository = tmp_path / "models"
+    path = quickstart_model(repository, "cifar10", out=tmp_path / "unused", run=out)
+    assert path == repository / "cifar10" / "1" / "model.onnx"
+    assert quickstart_model(repository, "cifar10", out=tmp_path / "unused", run=out) is None
+    assert sorted(p.name for p in (repository / "cifar10").iterdir()) == ["1"]
     assert not (tmp_path / "unused").exists()
 
 
