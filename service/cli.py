@@ -15,21 +15,13 @@ from pydantic_settings import CliApp
 from service.cpus import usable_cpus
 from service.errors import ModelLoadError
 from service.execution import ThreadPlan, plan_threads
+from service.logs import configure_logging
 from service.settings import Settings
 
-__all__ = ["configure_logging", "die_with_parent", "main", "run_event_loop", "serve_here"]
+__all__ = ["die_with_parent", "main", "run_event_loop", "serve_here"]
 
 log = logging.getLogger("service")
 T = TypeVar("T")
-
-
-def configure_logging(level: str) -> None:
-    """One log format for the service, uvicorn and onnxruntime's Python side."""
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
 
 
 def die_with_parent(signum: int = signal.SIGTERM) -> None:
@@ -91,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         print(f"error: invalid settings: {problems}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if settings.die_with_parent:
         die_with_parent()
     plan = plan_threads(

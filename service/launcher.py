@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -43,6 +43,14 @@ class RunningService:
     process: subprocess.Popen[str]
     http_port: int
     grpc_port: int
+    output: IO[str] | None = None
+
+    def log(self) -> str:
+        """Everything the service has written to stdout and stderr so far."""
+        if self.output is None:
+            return ""
+        self.output.seek(0)
+        return self.output.read()
 
     @property
     def url(self) -> str:
@@ -105,11 +113,10 @@ def running_service(
         _command(repository, (*ports, *extra)), cwd=REPO, stdout=output, stderr=subprocess.STDOUT,
         text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )  # fmt: skip
-    service = RunningService(process, http_port, grpc_port)
+    service = RunningService(process, http_port, grpc_port, output)
 
     def log_tail() -> str:
-        output.seek(0)
-        return "the service's log ends:\n" + output.read()[-4000:]
+        return "the service's log ends:\n" + service.log()[-4000:]
 
     try:
         wait_until_ready(process, f"{service.url}/health/ready", timeout, log_tail)
@@ -120,11 +127,12 @@ def running_service(
 
 
 def run_service(
-    repository: Path, *extra: str, timeout: float = 60.0
+    repository: Path, *extra: str, timeout: float = 60.0, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the service expecting it to exit by itself (start-up failures)."""
+    """Run the service expecting it to exit by itself (start-up failures); ``env`` replaces
+    the environment."""
     port = [] if "--http-port" in extra else ["--http-port", str(free_port())]
     return subprocess.run(
         _command(repository, (*port, *extra)), cwd=REPO, capture_output=True, text=True,
-        timeout=timeout,
+        timeout=timeout, env=env,
     )  # fmt: skip

@@ -34,6 +34,7 @@ async def start_dataplane(settings: Settings, plan: ThreadPlan) -> DataPlane:
         plan.intra_op_threads,
         settings.batching_defaults(),
         settings.log_level,
+        settings.log_format,
     )
     executor, models = await Executor.start(config, plan)
     return DataPlane(

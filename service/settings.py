@@ -14,6 +14,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.batching import BatchingOptions
+from service.logs import LogFormat
 
 __all__ = ["Settings"]
 
@@ -63,6 +64,9 @@ class Settings(BaseSettings, BatchingOptions):
     )  # fmt: skip
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Logging level of the service and of uvicorn."
+    )
+    log_format: LogFormat = Field(
+        "text", description="text, or json: one JSON object per line, for log collectors."
     )
     max_request_bytes: int = Field(
         16 * MiB, gt=0, description="Largest accepted request body (larger: 413)."

@@ -44,11 +44,12 @@ def _worker(
     settings: Settings, plan: ThreadPlan, http_socket: socket.socket, ready: Connection
 ) -> None:
     """One worker process: the same start-up as a single-process service."""
-    from service.cli import configure_logging, die_with_parent, run_event_loop
+    from service.cli import die_with_parent, run_event_loop
+    from service.logs import configure_logging
     from service.server import serve, start_dataplane
 
     die_with_parent()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor asks with SIGTERM
 
     async def run() -> int:

@@ -32,6 +32,7 @@ import numpy.typing as npt
 from service.batching import BatchingOptions
 from service.errors import ModelLoadError
 from service.execution.runs import Batch, BatchOutput, Message
+from service.logs import LogFormat
 from service.repository import ServedModel
 
 __all__ = ["ModelProcess", "ModelProcessConfig", "serve_models"]
@@ -84,13 +85,15 @@ class ModelProcessConfig:
     intra_op_threads: int
     batching: BatchingOptions
     log_level: str
+    log_format: LogFormat
 
 
 def serve_models(handle: int) -> None:
     """The model process (``python -m service.execution FD``): load the models, report, then
     run batches sent over the socket ``FD`` until told to stop (or the socket closes)."""
-    from service.cli import configure_logging, die_with_parent
+    from service.cli import die_with_parent
     from service.execution.runs import run_batch
+    from service.logs import configure_logging
     from service.repository import load_models
 
     die_with_parent(signal.SIGKILL)
@@ -102,7 +105,7 @@ def serve_models(handle: int) -> None:
     incoming = connection.makefile("rb")
     try:
         config: ModelProcessConfig = _read(incoming)[0]
-        configure_logging(config.log_level)
+        configure_logging(config.log_level, config.log_format)
         try:
             models = load_models(
                 config.repository,

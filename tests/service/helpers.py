@@ -11,8 +11,10 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import numpy as np
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 from service.dataplane import DataPlane
 from service.execution import plan_threads
@@ -105,3 +107,12 @@ class InProcessService:
             self.loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(60)
         self.loop.close()
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    """The value of the sample ``name`` with ``labels`` on ``url``'s /metrics (0 if absent)."""
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0

@@ -15,12 +15,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from service.client import GrpcClient
 from service.launcher import RunningService, free_port, run_service, running_service
 from service.losses import compute_loss
-from tests.service.helpers import b64, encode
+from tests.service.helpers import b64, encode, metric
 from tests.service.onnx_models import LinearModel, write_linear_model
 
 
@@ -176,8 +175,20 @@ def test_help_lists_every_setting() -> None:
         "--executor-threads",
         "--shutdown-grace-seconds",
         "--die-with-parent",
+        "--log-format",
     ):
         assert flag in done.stdout
+
+
+def test_the_readme_documents_every_setting() -> None:
+    """Each setting has a row in README's configuration table: its flag and its variable."""
+    from service.launcher import REPO
+    from service.settings import Settings
+
+    readme = (REPO / "README.md").read_text()
+    for name in Settings.model_fields:
+        flag, variable = "--" + name.replace("_", "-"), "SERVICE_" + name.upper()
+        assert f"| `{flag}`" in readme and f"`{variable}`" in readme, name
 
 
 def test_port_in_use_fails_cleanly(tmp_path: Path) -> None:
@@ -204,14 +215,6 @@ def children(pid: int) -> dict[int, str]:
 def model_processes(pid: int) -> list[int]:
     """The model processes started by the serving process ``pid``."""
     return [child for child, cmd in children(pid).items() if "service.execution" in cmd]
-
-
-def metric(url: str, name: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return sample.value
-    return 0.0
 
 
 def test_several_workers_share_both_ports_and_sum_their_metrics(
