@@ -96,12 +96,16 @@ def _command(repository: Path, extra: tuple[str, ...]) -> list[str]:
 
 @contextmanager
 def running_service(
-    repository: Path, *extra: str, timeout: float = 90.0
+    repository: Path,
+    *extra: str,
+    timeout: float = 90.0,
+    http_port: int | None = None,
+    grpc_port: int | None = None,
 ) -> Iterator[RunningService]:
-    """The service on ``repository`` with the flags ``extra``: ready when entered, stopped with
-    SIGTERM (SIGKILL after 30 s) and reaped on exit. If it fails to start, the error carries
-    the end of its log."""
-    http_port, grpc_port = free_port(), free_port()
+    """The service on ``repository`` with the flags ``extra``, on the given loopback ports or
+    free ones: ready when entered, stopped with SIGTERM (SIGKILL after 30 s) and reaped on
+    exit. If it fails to start, the error carries the end of its log."""
+    http_port, grpc_port = http_port or free_port(), grpc_port or free_port()
     ports = ["--http-port", str(http_port), "--grpc-port", str(grpc_port), "--device", "cpu",
              "--die-with-parent"]  # fmt: skip
     output = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed below

@@ -78,6 +78,7 @@ async def serve(
         nonlocal failed
         failed = True
         plane.set_ready(False)
+        plane.set_admitting(False)
         stop.set()
 
     plane.executor.on_model_process_exit(model_process_died)

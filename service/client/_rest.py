@@ -30,14 +30,32 @@ def _optional(body: dict[str, Any], name: str) -> Any:
 
 
 class RestClient:
-    """``RestClient("http://127.0.0.1:8000").predict(images)``: numpy in, numpy out."""
+    """``RestClient("http://127.0.0.1:8000").predict(images)``: numpy in, numpy out.
 
-    def __init__(self, url: str = "http://127.0.0.1:8000", *, timeout: float = 60.0) -> None:
-        self._http = httpx.Client(base_url=url, timeout=timeout)
+    ``retries``: how many times a request is sent again when it could not be delivered (no
+    connection) or its connection closed before any answer, as happens when a server drains or
+    a proxy in front of it reloads. Safe because every POST of this API is a pure function of
+    its body (nothing is changed by running it twice)."""
+
+    def __init__(
+        self, url: str = "http://127.0.0.1:8000", *, timeout: float = 60.0, retries: int = 2
+    ) -> None:
+        transport = httpx.HTTPTransport(retries=retries)  # connection failures
+        self._http = httpx.Client(base_url=url, timeout=timeout, transport=transport)
+        self._retries = retries
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = self._http.post(path, json=body)
-        payload: dict[str, Any] = response.json()
+        for attempt in range(self._retries + 1):
+            try:
+                response = self._http.post(path, json=body)
+                break
+            except httpx.RemoteProtocolError:  # closed before an answer
+                if attempt == self._retries:
+                    raise
+        try:
+            payload: dict[str, Any] = response.json()
+        except ValueError:  # not this service's answer (a proxy's error page, say)
+            raise RequestError("http_error", response.text[:200], response.status_code) from None
         if response.status_code != 200:
             error = payload.get("error", {})
             raise RequestError(

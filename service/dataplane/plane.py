@@ -63,6 +63,7 @@ class DataPlane:
         self.executor = executor
         self.max_request_rows = max_request_rows
         self._ready = False
+        self._admitting = True
         self._batchers: dict[tuple[str, int], DynamicBatcher[ModelCall, ModelOutput]] = {
             model.key: DynamicBatcher(
                 f"{model.name} version {model.version}",
@@ -86,14 +87,24 @@ class DataPlane:
         return self._ready
 
     def set_ready(self, ready: bool) -> None:
-        """Called by the server once it can take requests, and when it starts draining."""
+        """Called by the server once it can take requests, and when it starts draining.
+
+        Readiness is what probes and load balancers see; it does not refuse requests: one
+        that still reaches the plane while the listeners close is served like those in flight
+        (refusing it would fail a request no load balancer can retry, such as a gRPC call
+        answered UNAVAILABLE in its trailers)."""
         self._ready = ready
 
+    def set_admitting(self, admitting: bool) -> None:
+        """Whether inference requests are taken; the server stops admitting when a model
+        process has died (and :meth:`stop` does): then they get UNAVAILABLE."""
+        self._admitting = admitting
+
     async def stop(self, timeout: float = 30.0) -> None:
-        """Not ready any more; run what is queued for every model (for at most ``timeout``
-        seconds: a model run that never ends must not keep the process alive), then stop the
-        executor, which fails whatever is still running."""
-        self._ready = False
+        """Not ready and not admitting any more; run what is queued for every model (for at
+        most ``timeout`` seconds: a model run that never ends must not keep the process alive),
+        then stop the executor, which fails whatever is still running."""
+        self._ready = self._admitting = False
         closing = asyncio.gather(*(batcher.close() for batcher in self._batchers.values()))
         try:
             await asyncio.wait_for(closing, timeout)
@@ -134,8 +145,8 @@ class DataPlane:
 
         ``deadline`` (``time.monotonic()``) drops the call if it is still queued then."""
         images = call.images
-        if not self._ready:
-            raise UnavailableError("the service is not ready")
+        if not self._admitting:
+            raise UnavailableError("the service is shutting down")
         if images.ndim != 4 or images.shape[1:] != model.image_shape or len(images) == 0:
             raise InvalidInputError(
                 f"{field} must have shape [N, {', '.join(map(str, model.image_shape))}] with "

@@ -108,15 +108,26 @@ def test_wrong_image_shape(served: InProcessService) -> None:
         predict(served, np.zeros((0, 32, 32, 3), np.float32))
 
 
-def test_not_ready_refuses_inference(
+def test_draining_still_serves_what_reaches_the_plane(
     served: InProcessService, plane: DataPlane, images: np.ndarray
 ) -> None:
+    """Not ready (draining): probes say so, but a request that still arrives is served."""
     plane.set_ready(False)
     try:
-        with pytest.raises(UnavailableError):
-            predict(served, images)
+        assert predict(served, images).logits.shape == (5, 10)
     finally:
         plane.set_ready(True)
+
+
+def test_not_admitting_refuses_inference(
+    served: InProcessService, plane: DataPlane, images: np.ndarray
+) -> None:
+    plane.set_admitting(False)
+    try:
+        with pytest.raises(UnavailableError, match="shutting down"):
+            predict(served, images)
+    finally:
+        plane.set_admitting(True)
 
 
 def test_loss_from_logits_is_compute_loss(served: InProcessService, plane: DataPlane) -> None:

@@ -1,0 +1,1 @@
+"""Several replicas of the service behind nginx on one machine (see replicas.py)."""
