@@ -41,6 +41,12 @@ def engine_problem() -> str | None:
         return f"no Docker engine reachable ({info.stderr.strip().splitlines()[-1:]})"
     if compose_command() is None:
         return "no docker-compose on this machine"
+    if not COMPOSE_LOCAL.is_file():
+        bridge = subprocess.run(
+            ["docker", "network", "inspect", "bridge"], capture_output=True, env=ENV
+        )
+        if bridge.returncode != 0:  # published ports cannot work: compose-local is needed
+            return f"the Docker engine has no bridge network and {COMPOSE_LOCAL} is missing"
     return None
 
 

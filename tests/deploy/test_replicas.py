@@ -97,6 +97,7 @@ class Load:
 def test_both_replicas_serve_both_transports(cluster: Cluster) -> None:
     with Load(cluster) as load:
         time.sleep(1.5)
+    print(f"\nboth replicas: {len(load.records)} requests, {len(load.failures())} failed")
     assert load.failures() == []
     for replica in cluster.replicas:
         assert replica.running is not None
