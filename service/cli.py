@@ -84,6 +84,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: invalid settings: {problems}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    from service.security import Security, SecurityConfigError
+
+    try:
+        Security.from_settings(settings)  # fail fast: key and TLS files, before any process
+    except SecurityConfigError as exc:
+        print(f"error: invalid settings: {exc}", file=sys.stderr)
+        return 2
     if settings.die_with_parent:
         die_with_parent()
     plan = plan_threads(

@@ -17,6 +17,7 @@ __all__ = [
     "OverloadedError",
     "RequestTooLargeError",
     "ServiceError",
+    "UnauthenticatedError",
     "UnavailableError",
 ]
 
@@ -56,6 +57,18 @@ class UnavailableError(ServiceError):
     """The service is not ready to serve (still starting, or shutting down)."""
 
     code = "unavailable"
+
+
+class UnauthenticatedError(ServiceError):
+    """The request carries no API key, or one that is not in force. The message is the same
+    for both on purpose, and never repeats what was presented."""
+
+    code = "unauthenticated"
+    challenge = "Bearer"
+    """The HTTP ``WWW-Authenticate`` challenge: how to present a key."""
+
+    def __init__(self) -> None:
+        super().__init__("missing or invalid credentials")
 
 
 class OverloadedError(ServiceError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,7 @@ import httpx
 
 __all__ = [
     "RunningService",
+    "client_ssl_context",
     "free_port",
     "run_service",
     "running_service",
@@ -44,6 +46,8 @@ class RunningService:
     http_port: int
     grpc_port: int
     output: IO[str] | None = None
+    ssl_context: ssl.SSLContext | None = None
+    """With TLS: what a client on this machine verifies the service with (and presents)."""
 
     def log(self) -> str:
         """Everything the service has written to stdout and stderr so far."""
@@ -54,24 +58,40 @@ class RunningService:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        scheme = "http" if self.ssl_context is None else "https"
+        return f"{scheme}://127.0.0.1:{self.http_port}"
 
     @property
     def grpc_target(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 
 
+def client_ssl_context(
+    ca_file: Path | None, client_cert: tuple[Path, Path] | None = None
+) -> ssl.SSLContext:
+    """A context that trusts ``ca_file`` and presents ``client_cert`` (certificate, key)."""
+    context = ssl.create_default_context(cafile=None if ca_file is None else str(ca_file))
+    if client_cert is not None:
+        context.load_cert_chain(*client_cert)
+    return context
+
+
 def wait_until_ready(
-    process: subprocess.Popen[Any], url: str, timeout: float, failed: Callable[[], str]
+    process: subprocess.Popen[Any],
+    url: str,
+    timeout: float,
+    failed: Callable[[], str],
+    *,
+    verify: ssl.SSLContext | bool = True,
 ) -> None:
     """Poll ``url`` until it answers 200; :class:`RuntimeError` with ``failed()`` if the
-    process exits first, or when ``timeout`` seconds pass."""
+    process exits first, or when ``timeout`` seconds pass. ``verify``: for ``https://``."""
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"exited with {process.returncode}: {failed()}")
         try:
-            if httpx.get(url, timeout=1).status_code == 200:
+            if httpx.get(url, timeout=1, verify=verify).status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -101,10 +121,16 @@ def running_service(
     timeout: float = 90.0,
     http_port: int | None = None,
     grpc_port: int | None = None,
+    ca_file: Path | None = None,
+    client_cert: tuple[Path, Path] | None = None,
 ) -> Iterator[RunningService]:
     """The service on ``repository`` with the flags ``extra``, on the given loopback ports or
     free ones: ready when entered, stopped with SIGTERM (SIGKILL after 30 s) and reaped on
-    exit. If it fails to start, the error carries the end of its log."""
+    exit. If it fails to start, the error carries the end of its log.
+
+    A service started with TLS (``--tls-cert-file`` …) is waited for over HTTPS: give the CA
+    that signed its certificate as ``ca_file``, and with mutual TLS a client certificate and
+    its key as ``client_cert``."""
     http_port, grpc_port = http_port or free_port(), grpc_port or free_port()
     ports = ["--http-port", str(http_port), "--grpc-port", str(grpc_port), "--device", "cpu",
              "--die-with-parent"]  # fmt: skip
@@ -117,13 +143,18 @@ def running_service(
         _command(repository, (*ports, *extra)), cwd=REPO, stdout=output, stderr=subprocess.STDOUT,
         text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )  # fmt: skip
-    service = RunningService(process, http_port, grpc_port, output)
+    context = None
+    if ca_file is not None or client_cert is not None:
+        context = client_ssl_context(ca_file, client_cert)
+    service = RunningService(process, http_port, grpc_port, output, context)
 
     def log_tail() -> str:
         return "the service's log ends:\n" + service.log()[-4000:]
 
     try:
-        wait_until_ready(process, f"{service.url}/health/ready", timeout, log_tail)
+        wait_until_ready(
+            process, f"{service.url}/health/ready", timeout, log_tail, verify=context or True
+        )
         yield service
     finally:
         stop_process(process)

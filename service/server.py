@@ -17,6 +17,7 @@ from service.execution import Executor, ModelProcessConfig, ThreadPlan
 from service.grpc import GrpcServer
 from service.repository import ModelRepository
 from service.rest import create_app
+from service.security import Security, SecurityConfigError
 from service.settings import Settings
 from service.telemetry import Telemetry
 
@@ -83,18 +84,26 @@ async def serve(
 
     plane.executor.on_model_process_exit(model_process_died)
     try:
+        security = Security.from_settings(settings)
         grpc_server = GrpcServer(
             plane,
             host=settings.host,
             port=settings.grpc_port,
             max_message_bytes=settings.grpc_max_message_bytes,
             reuse_port=reuse_port,
+            security=security,
         )
-    except OSError:
+    except (OSError, SecurityConfigError):
         await plane.stop()
         raise
     await grpc_server.start()
-    app = create_app(plane, plane.telemetry, max_request_bytes=settings.max_request_bytes)
+    app = create_app(
+        plane,
+        plane.telemetry,
+        max_request_bytes=settings.max_request_bytes,
+        request_timeout=settings.request_timeout_seconds,
+        security=security,
+    )
     rest = _RestServer(
         uvicorn.Config(
             app,
@@ -103,6 +112,7 @@ async def serve(
             access_log=False,  # one line per request costs more than it tells; see /metrics
             lifespan="off",
             timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
+            **(security.tls.uvicorn_options() if security.tls else {}),
         )
     )
     rest_task = asyncio.create_task(rest.serve(sockets=[http_socket]))
@@ -112,8 +122,11 @@ async def serve(
         plane.set_ready(True)
         await grpc_server.set_serving(True)
         host, port = http_socket.getsockname()[:2]
-        log.info("REST listening on http://%s:%d (docs at /docs)", host, port)
+        scheme = "http" if security.tls is None else "https"
+        log.info("REST listening on %s://%s:%d (docs at /docs)", scheme, host, port)
         log.info("gRPC listening on %s:%d (reflection on)", settings.host, grpc_server.port)
+        for line in security.describe():
+            log.info("%s", line)
         if on_ready is not None:
             on_ready()
         stopping = asyncio.create_task(stop.wait())

@@ -7,18 +7,22 @@ override (:class:`~service.batching.BatchingOptions`, defined once for both).
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.batching import BatchingOptions
 from service.logs import LogFormat
+from service.security.keys import check_key
 
 __all__ = ["Settings"]
 
 MiB = 1 << 20
+ORIGIN = re.compile(r"https?://[^/\s?#]+")
 
 
 class Settings(BaseSettings, BatchingOptions):
@@ -32,6 +36,7 @@ class Settings(BaseSettings, BatchingOptions):
         protected_namespaces=(),
         frozen=True,
         extra="forbid",
+        hide_input_in_errors=True,  # an error about a key must not print the key
     )
 
     model_repository: Path = Field(
@@ -81,10 +86,74 @@ class Settings(BaseSettings, BatchingOptions):
         False, description="Stop (as on SIGTERM) when the process that started this one exits: "
         "for supervisors, test runners and notebooks that must not leave a server behind.",
     )  # fmt: skip
+    request_timeout_seconds: float = Field(
+        60.0, ge=0, le=3600, description="Longest a REST request may take, queueing included: "
+        "then it is answered 504 and its queued work dropped; 0 = no limit. gRPC calls carry "
+        "their own deadlines.",
+    )  # fmt: skip
     shutdown_grace_seconds: float = Field(
         20.0, ge=0, le=3600, description="On SIGTERM/SIGINT, how long in-flight requests may "
         "take to finish before the listeners close.",
     )  # fmt: skip
+
+    # Access control, TLS and CORS (docs/security.md); all off unless set.
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        (), description="API keys, comma-separated (several at once, for rotation); any key, "
+        "here or in api_keys_file, turns access control on: clients send 'Authorization: "
+        "Bearer KEY' or 'X-API-Key: KEY'. At least 16 characters. Prefer the environment or "
+        "the file: flags show in process lists.",
+    )  # fmt: skip
+    api_keys_file: Path | None = Field(
+        None, description="File with one API key per line (blank lines and # comments "
+        "ignored), read again when it changes (checked at most once a second): for mounted "
+        "secrets.",
+    )  # fmt: skip
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate (chain) both listeners serve TLS with; needs "
+        "tls_key_file.",
+    )  # fmt: skip
+    tls_key_file: Path | None = Field(
+        None, description="PEM private key (unencrypted) of tls_cert_file."
+    )
+    tls_client_ca_file: Path | None = Field(
+        None, description="PEM CA bundle: clients must present a certificate one of these CAs "
+        "signed (mutual TLS), on both listeners.",
+    )  # fmt: skip
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Origins (scheme://host[:port], or *) whose browser pages may call the "
+        "REST API, comma-separated; none: CORS off.",
+    )  # fmt: skip
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """A comma-separated string (from a flag or variable) as a list; JSON lists too."""
+        if not isinstance(value, str):
+            return value
+        if value.lstrip().startswith("["):
+            try:
+                return json.loads(value)
+            except ValueError:
+                pass
+        return [part.strip() for part in value.split(",") if part.strip()]
+
+    @field_validator("api_keys")
+    @classmethod
+    def _usable_keys(cls, keys: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        for number, key in enumerate(keys, start=1):
+            check_key(key.get_secret_value(), f"key {number} of {len(keys)}")
+        return keys
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in origins:
+            if origin != "*" and not ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: scheme://host[:port], no path or trailing "
+                    "slash (or * for any)"
+                )
+        return origins
 
     def batching_defaults(self) -> BatchingOptions:
         """The server-wide batching options, before any model's overrides."""

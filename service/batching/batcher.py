@@ -105,11 +105,7 @@ class DynamicBatcher(Generic[Request, Result]):
         """
         if self._closing:
             raise UnavailableError(f"model {self.name} is shutting down")
-        if self._waiting >= self._max_waiting:
-            self._observer.rejected()
-            raise OverloadedError(
-                f"model {self.name} has {self._waiting} requests queued (the limit); retry later"
-            )
+        self.check_room()
         loop = asyncio.get_running_loop()
         item: _Item[Request, Result] = _Item(request, rows, loop.create_future(), time.monotonic())
         self._queue.append(item)
@@ -124,6 +120,15 @@ class DynamicBatcher(Generic[Request, Result]):
         except asyncio.CancelledError:
             self._leave(item)
             raise
+
+    def check_room(self) -> None:
+        """Raise :class:`OverloadedError` (and count it) if the queue is full: transports ask
+        before they decode a request, so that refusing one costs little under overload."""
+        if self._waiting >= self._max_waiting:
+            self._observer.rejected()
+            raise OverloadedError(
+                f"model {self.name} has {self._waiting} requests queued (the limit); retry later"
+            )
 
     async def close(self) -> None:
         """Refuse new requests, run everything queued at once, and wait for running batches."""
@@ -227,7 +232,7 @@ class DynamicBatcher(Generic[Request, Result]):
             self._observer.ran(seconds)
             if len(results) != len(batch):
                 raise RuntimeError(f"the run returned {len(results)} results for {len(batch)}")
-        except Exception:
+        except Exception as exc:
             log.exception(
                 "inference failed for model %s (batch of %d requests); failing only those",
                 self.name,
@@ -235,7 +240,10 @@ class DynamicBatcher(Generic[Request, Result]):
             )
             for item in batch:
                 if not item.future.done():
-                    item.future.set_exception(InferenceFailedError())
+                    # A run that could not happen (no model process) is the caller's to retry;
+                    # any other failure is reported generically.
+                    failure = exc if isinstance(exc, UnavailableError) else InferenceFailedError()
+                    item.future.set_exception(failure)
         else:
             for item, result in zip(batch, results, strict=True):
                 if not item.future.done():  # the caller may have gone away meanwhile

@@ -13,6 +13,7 @@ import numpy.typing as npt
 from service._generated.cifar10.v1 import classifier_pb2 as pb
 from service._generated.cifar10.v1 import classifier_pb2_grpc as pb_grpc
 from service.client._results import FloatArray, LossResult, PredictResult, RequestError, TopClass
+from service.client._security import AUTHORIZATION, PathLike, bearer, channel_credentials
 from service.client._tensors import from_tensor, to_tensor
 
 __all__ = ["GrpcClient"]
@@ -31,9 +32,12 @@ def _floats(message: Any, name: str) -> FloatArray:
     return np.asarray(from_tensor(getattr(message, name)), dtype=np.float32)
 
 
-def _call(method: Any, request: Any, timeout: float) -> Any:
+Metadata = tuple[tuple[str, str], ...]
+
+
+def _call(method: Any, request: Any, timeout: float, metadata: Metadata = ()) -> Any:
     try:
-        return method(request, timeout=timeout)
+        return method(request, timeout=timeout, metadata=metadata)
     except grpc.RpcError as exc:
         raise RequestError(exc.code().name, exc.details() or "") from None
 
@@ -69,7 +73,12 @@ def _prediction(response: pb.PredictResponse) -> PredictResult:
 
 
 class GrpcClient:
-    """``GrpcClient("127.0.0.1:50051").predict(images)``: numpy in, numpy out."""
+    """``GrpcClient("127.0.0.1:50051").predict(images)``: numpy in, numpy out.
+
+    ``api_key``: sent as ``authorization: Bearer KEY`` metadata when the service requires a
+    key. TLS is used when ``tls`` is true or any of ``ca_file`` (the CA that signed the
+    service's certificate; default: the system's CAs), ``cert_file`` and ``key_file`` (the
+    client certificate, for mutual TLS) is given."""
 
     def __init__(
         self,
@@ -77,12 +86,22 @@ class GrpcClient:
         *,
         timeout: float = 60.0,
         max_message_bytes: int = 64 << 20,
+        api_key: str | None = None,
+        tls: bool = False,
+        ca_file: PathLike | None = None,
+        cert_file: PathLike | None = None,
+        key_file: PathLike | None = None,
     ) -> None:
         options = [
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
         ]
-        self._channel = grpc.insecure_channel(target, options=options)
+        if tls or ca_file is not None or cert_file is not None or key_file is not None:
+            credentials = channel_credentials(ca_file, cert_file, key_file)
+            self._channel = grpc.secure_channel(target, credentials, options=options)
+        else:
+            self._channel = grpc.insecure_channel(target, options=options)
+        self._metadata: Metadata = () if api_key is None else ((AUTHORIZATION, bearer(api_key)),)
         self._stub = pb_grpc.ClassifierStub(self._channel)
         self.timeout = timeout
 
@@ -107,7 +126,7 @@ class GrpcClient:
     ) -> PredictResult:
         """Pixels ``[N, H, W, C]`` (uint8 or float 0–255), or encoded PNG/JPEG files."""
         request = self._request(images, model, version, activation, temperature, top_k)
-        return _prediction(_call(self._stub.Predict, request, self.timeout))
+        return _prediction(_call(self._stub.Predict, request, self.timeout, self._metadata))
 
     def stream_predict(self, batches: Iterable[Images], **options: Any) -> Iterator[PredictResult]:
         """One result per batch, over one stream (requests are sent as results come back)."""
@@ -121,7 +140,10 @@ class GrpcClient:
         settings = defaults | options
         requests = (self._request(batch, **settings) for batch in batches)
         try:
-            for response in self._stub.StreamPredict(requests, timeout=self.timeout):
+            responses = self._stub.StreamPredict(
+                requests, timeout=self.timeout, metadata=self._metadata
+            )
+            for response in responses:
                 yield _prediction(response)
         except grpc.RpcError as exc:
             raise RequestError(exc.code().name, exc.details() or "") from None
@@ -160,7 +182,7 @@ class GrpcClient:
                 request.alpha.extend(np.atleast_1d(np.asarray(value, np.float32)).tolist())
             elif value is not None:
                 setattr(request, name, value)
-        response = _call(self._stub.Loss, request, self.timeout)
+        response = _call(self._stub.Loss, request, self.timeout, self._metadata)
         value = _floats(response, "value")
         return LossResult(
             loss=response.loss,
@@ -174,7 +196,9 @@ class GrpcClient:
 
     def list_models(self) -> dict[str, list[str]]:
         """Model name → versions."""
-        response = _call(self._stub.ListModels, pb.ListModelsRequest(), self.timeout)
+        response = _call(
+            self._stub.ListModels, pb.ListModelsRequest(), self.timeout, self._metadata
+        )
         return {m.name: list(m.versions) for m in response.models}
 
     def close(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ssl
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
@@ -12,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.client._results import LossResult, PredictResult, RequestError, TopClass
+from service.client._security import PathLike, bearer, ssl_context
 
 __all__ = ["RestClient"]
 
@@ -35,13 +37,30 @@ class RestClient:
     ``retries``: how many times a request is sent again when it could not be delivered (no
     connection) or its connection closed before any answer, as happens when a server drains or
     a proxy in front of it reloads. Safe because every POST of this API is a pure function of
-    its body (nothing is changed by running it twice)."""
+    its body (nothing is changed by running it twice).
+
+    ``api_key``: sent as ``Authorization: Bearer KEY`` when the service requires a key. Over
+    ``https://``, ``verify`` is the CA file that signed the service's certificate (True: the
+    system's CAs), and ``cert`` = (certificate file, key file) the client certificate to
+    present where the service requires one (mutual TLS)."""
 
     def __init__(
-        self, url: str = "http://127.0.0.1:8000", *, timeout: float = 60.0, retries: int = 2
+        self,
+        url: str = "http://127.0.0.1:8000",
+        *,
+        timeout: float = 60.0,
+        retries: int = 2,
+        api_key: str | None = None,
+        verify: bool | PathLike | ssl.SSLContext = True,
+        cert: tuple[PathLike, PathLike] | None = None,
     ) -> None:
-        transport = httpx.HTTPTransport(retries=retries)  # connection failures
-        self._http = httpx.Client(base_url=url, timeout=timeout, transport=transport)
+        transport = httpx.HTTPTransport(  # retries: connection failures
+            retries=retries, verify=ssl_context(verify, cert)
+        )
+        headers = {} if api_key is None else {"Authorization": bearer(api_key)}
+        self._http = httpx.Client(
+            base_url=url, timeout=timeout, transport=transport, headers=headers
+        )
         self._retries = retries
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:

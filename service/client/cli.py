@@ -2,6 +2,7 @@
 
     python -m service.client predict cat.png dog.jpg [--grpc HOST:PORT | --http URL] [--top-k 5]
     python -m service.client loss batch.npz --loss sparse_categorical_crossentropy
+    python -m service.client --http https://host:8000 --ca-file ca.pem --api-key KEY predict x.png
 
 A batch file is a numpy ``.npz`` holding ``labels`` and one of ``logits``, ``probabilities``
 or ``images`` (pixels ``[N, H, W, C]`` in 0–255); the model runs for ``images``.
@@ -10,6 +11,7 @@ or ``images`` (pixels ``[N, H, W, C]`` in 0–255); the model runs for ``images`
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +37,19 @@ def _parser() -> argparse.ArgumentParser:
         "--grpc", metavar="HOST:PORT", help="gRPC address (default 127.0.0.1:50051)"
     )
     target.add_argument("--http", metavar="URL", help="REST base URL, e.g. http://127.0.0.1:8000")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("SERVICE_API_KEY"),
+        help="API key, when the service requires one (default: $SERVICE_API_KEY)",
+    )
+    parser.add_argument(
+        "--ca-file", type=Path, help="CA that signed the service's certificate (TLS)"
+    )
+    parser.add_argument("--cert", type=Path, help="client certificate (mutual TLS), with --key")
+    parser.add_argument("--key", type=Path, help="the client certificate's private key")
+    parser.add_argument(
+        "--tls", action="store_true", help="gRPC over TLS trusting the system's CAs"
+    )
     parser.add_argument("--model", default=None)
     parser.add_argument("--version", default=None)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -50,9 +65,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _client(args: argparse.Namespace) -> GrpcClient | RestClient:
+    if (args.cert is None) != (args.key is None):
+        raise SystemExit("error: --cert and --key go together")
     if args.http:
-        return RestClient(args.http)
-    return GrpcClient(args.grpc or "127.0.0.1:50051")
+        cert = None if args.cert is None else (args.cert, args.key)
+        verify = True if args.ca_file is None else args.ca_file
+        return RestClient(args.http, api_key=args.api_key, verify=verify, cert=cert)
+    return GrpcClient(
+        args.grpc or "127.0.0.1:50051", api_key=args.api_key, tls=args.tls,
+        ca_file=args.ca_file, cert_file=args.cert, key_file=args.key,
+    )  # fmt: skip
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -90,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RequestError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, OSError) as exc:  # OSError: a TLS file that cannot be read
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

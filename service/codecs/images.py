@@ -50,7 +50,13 @@ def decode_image(data: bytes, shape: tuple[int, int, int], field: str) -> npt.ND
                     f"{field}: expected {expected}, got mode {image.mode}", field=field
                 )
             pixels = np.asarray(image.convert(wanted), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,  # a header claiming a size over PIL's pixel limit
+        OSError,
+        SyntaxError,
+        ValueError,
+    ) as exc:
         raise InvalidInputError(
             f"{field}: expected {expected} or {height * width * channels} raw bytes ({exc})",
             field=field,

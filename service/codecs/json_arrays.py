@@ -55,7 +55,10 @@ def fields(document: simdjson.Object, keep: Container[str] = ()) -> dict[str, An
 
     Iterating keys is deliberate: ``Object.items()`` converts every value to Python first,
     which would undo the point of keeping a numeric array parsed."""
-    return {k: document[k] if k in keep else to_python(document[k]) for k in document}
+    try:
+        return {k: document[k] if k in keep else to_python(document[k]) for k in document}
+    except KeyError:  # simdjson cannot look up a key holding NUL: such a body takes the slow path
+        return dict(document.as_dict())
 
 
 @lru_cache(maxsize=256)

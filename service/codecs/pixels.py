@@ -17,7 +17,7 @@ def pixels(array: npt.NDArray[np.generic], field: str) -> npt.NDArray[np.generic
         return array
     if array.dtype.kind not in "biuf":
         raise InvalidInputError(f"{field} must hold numeric pixel values", field=field)
-    values = array.astype(np.float32, copy=False)
-    if values.size and not (values.min() >= 0 and values.max() <= 255):  # also false for NaN
+    # Checked before the cast: FP64 values beyond float32's range would overflow in it.
+    if array.size and not (array.min() >= 0 and array.max() <= 255):  # also false for NaN
         raise InvalidInputError(f"{field} must hold pixel values within [0, 255]", field=field)
-    return values
+    return array.astype(np.float32, copy=False)

@@ -43,11 +43,24 @@ def _dtype(datatype: str, field: str) -> np.dtype[np.generic]:
         ) from None
 
 
+MAX_DIMS = 32
+"""numpy 1's limit (numpy 2 allows 64)."""
+_MAX_SPAN = np.iinfo(np.intp).max // 8
+"""numpy refuses arrays whose item size times the product of their dimensions (zeros counted
+as ones) overflows; this bound keeps every array convertible to any 8-byte type."""
+
+
 def _shape(shape: Sequence[int], field: str) -> tuple[int, ...]:
     if any(not isinstance(d, int) or isinstance(d, bool) or d < 0 for d in shape):
         raise InvalidInputError(
             f"{field}: shape must be non-negative integers, got {list(shape)}", field=field
         )
+    if len(shape) > MAX_DIMS:
+        raise InvalidInputError(
+            f"{field}: shape has {len(shape)} dimensions (at most {MAX_DIMS})", field=field
+        )
+    if math.prod(max(d, 1) for d in shape) > _MAX_SPAN:
+        raise InvalidInputError(f"{field}: shape {list(shape)} is too large", field=field)
     return tuple(shape)
 
 

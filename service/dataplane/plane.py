@@ -74,6 +74,8 @@ class DataPlane:
             )
             for model in repository
         }
+        models = list(repository)
+        self._sole = models[0] if len(models) == 1 else None
         for model in repository:
             telemetry.model_loaded(model.name, model.version, model.provider, model.metadata)
 
@@ -128,6 +130,16 @@ class DataPlane:
         if size <= INLINE_BYTES:
             return fn(*args, **kwargs)
         return await self.executor.run(fn, *args, **kwargs)
+
+    def sole_model(self) -> ServedModel | None:
+        """The served model version when there is exactly one (then every request is for it,
+        and a transport can check its queue before it decodes anything)."""
+        return self._sole
+
+    def check_room(self, model: ServedModel) -> None:
+        """Raise :class:`OverloadedError` now if ``model``'s queue is full, before a transport
+        spends time decoding a request for it."""
+        self._batchers[model.key].check_room()
 
     def check_rows(self, rows: int, field: str) -> None:
         """Raise :class:`RequestTooLargeError` when ``rows`` exceeds the per-request limit."""
@@ -186,15 +198,17 @@ class DataPlane:
         output = await self._run(model, ModelCall(images, post), field, deadline)
         return Prediction(model, output.logits, options, output.scores, output.top_k)
 
-    async def loss(self, request: LossRequest) -> LossOutcome:
+    async def loss(self, request: LossRequest, *, deadline: float | None = None) -> LossOutcome:
         """``compute_loss`` on the given predictions, or on the model's logits for images (then
         with accuracy, top-5 accuracy and calibration error when labels are class ids)."""
         inputs = request.inputs
         if isinstance(inputs, ModelImages):
-            logits = await self.infer(inputs.model, inputs.images, field=inputs.field)
+            logits = await self.infer(
+                inputs.model, inputs.images, field=inputs.field, deadline=deadline
+            )
             return await self.executor.run(_loss, request, logits, None, inputs.model)
-        if isinstance(inputs.values, Sized):
-            self.check_rows(len(inputs.values), inputs.field)
+        if isinstance(inputs.values, Sized) and getattr(inputs.values, "ndim", 1) > 0:
+            self.check_rows(len(inputs.values), inputs.field)  # a 0-d array: compute_loss refuses
         if inputs.from_logits:
             return await self.executor.run(_loss, request, inputs.values, None, None)
         return await self.executor.run(_loss, request, None, inputs.values, None)

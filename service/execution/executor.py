@@ -11,6 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
+from service.errors import UnavailableError
 from service.execution.model_process import ModelProcess, ModelProcessConfig
 from service.execution.plan import ThreadPlan
 from service.execution.runs import BatchOutput, ModelCall, ModelOutput, pack, unpack
@@ -62,7 +63,7 @@ class Executor:
         future: asyncio.Future[tuple[list[ModelOutput], float]] = loop.create_future()
         process = next((p for p in self._processes if p.idle), None)
         if process is None:
-            future.set_exception(RuntimeError("no model process is available"))
+            future.set_exception(UnavailableError("no model process is available"))
             return future
         batch = pack(calls)
 

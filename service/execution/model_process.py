@@ -21,6 +21,7 @@ import struct
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.batching import BatchingOptions
-from service.errors import ModelLoadError
+from service.errors import ModelLoadError, UnavailableError
 from service.execution.runs import Batch, BatchOutput, Message
 from service.logs import LogFormat
 from service.repository import ServedModel
@@ -126,9 +127,10 @@ def serve_models(handle: int) -> None:
             started = time.perf_counter()
             try:
                 output = run_batch(by_key[key], Batch.from_message((batch, arrays)))
-            except Exception as exc:
-                log.exception("model %s version %s failed on a batch", *key)
-                _send(connection, ("error", f"{type(exc).__name__}: {exc}"), [])
+            except Exception:
+                # Not logged here: the serving process logs the failure once, with this
+                # traceback, naming the batch's model.
+                _send(connection, ("error", traceback.format_exc().rstrip()), [])
             else:
                 meta, arrays = output.to_message()
                 _send(connection, ("ok", time.perf_counter() - started, meta), arrays)
@@ -235,7 +237,7 @@ class ModelProcess:
         self._exited.set()
         pending, self._pending = self._pending, None
         if pending is not None and not pending.done():
-            pending.set_exception(EOFError("the model process exited"))
+            pending.set_exception(UnavailableError("the model process exited"))
         if not self._stopping:
             log.error("model process %s exited unexpectedly", self._process and self._process.pid)
             if self.on_exit is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -11,4 +12,11 @@ if TYPE_CHECKING:
 else:
     Context = Any
 
-__all__ = ["Context"]
+__all__ = ["Context", "deadline_of"]
+
+
+def deadline_of(context: Context) -> float | None:
+    """The call's deadline on ``time.monotonic()``'s clock (``None``: the client set none), so
+    that a call still queued for the model when it passes is dropped, never run."""
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining

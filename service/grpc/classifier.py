@@ -19,7 +19,7 @@ from service.dataplane import (
     PredictOptions,
 )
 from service.errors import InvalidInputError
-from service.grpc._typing import Context
+from service.grpc._typing import Context, deadline_of
 from service.grpc.converters import array_from_tensor, images_from, tensor_from_array
 from service.losses import LOSS_OPTIONS
 from service.repository import ServedModel
@@ -89,6 +89,7 @@ class ClassifierServicer(pb_grpc.ClassifierServicer):
 
     async def _images(self, kind: str, request: pb.PredictRequest | pb.LossRequest) -> Any:
         model = self.plane.model(request.model or None, request.version or None)
+        self.plane.check_room(model)
         if kind == "images":
             self.plane.check_rows(len(request.images.images), "images")
         size = _image_bytes(request.images)
@@ -97,7 +98,7 @@ class ClassifierServicer(pb_grpc.ClassifierServicer):
         )
         return model, images
 
-    async def _predict(self, request: pb.PredictRequest) -> pb.PredictResponse:
+    async def _predict(self, request: pb.PredictRequest, context: Context) -> pb.PredictResponse:
         kind = request.WhichOneof("input")
         if kind is None:
             raise InvalidInputError("give pixels or images", field="input")
@@ -107,17 +108,19 @@ class ClassifierServicer(pb_grpc.ClassifierServicer):
             top_k=request.top_k or None,
         )
         model, images = await self._images(kind, request)
-        prediction = await self.plane.predict(model, images, options, field=kind)
+        prediction = await self.plane.predict(
+            model, images, options, field=kind, deadline=deadline_of(context)
+        )
         return _encode_prediction(prediction)
 
     async def Predict(self, request: pb.PredictRequest, context: Context) -> pb.PredictResponse:
-        return await self._predict(request)
+        return await self._predict(request, context)
 
     async def StreamPredict(
         self, request_iterator: AsyncIterator[pb.PredictRequest], context: Context
     ) -> AsyncIterator[pb.PredictResponse]:
         async for request in request_iterator:
-            yield await self._predict(request)
+            yield await self._predict(request, context)
 
     async def Loss(self, request: pb.LossRequest, context: Context) -> pb.LossResponse:
         kind = request.WhichOneof("predictions")
@@ -145,7 +148,8 @@ class ClassifierServicer(pb_grpc.ClassifierServicer):
                 sample_weight=weights,
                 options=_loss_options(request),
                 return_gradient=request.return_gradient,
-            )
+            ),
+            deadline=deadline_of(context),
         )
         return _encode_loss(outcome)
 

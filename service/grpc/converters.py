@@ -74,6 +74,11 @@ def parameters_from_proto(parameters: Any) -> dict[str, Any]:
 def infer_request_from_proto(request: v2.ModelInferRequest) -> InferRequest:
     """``ModelInferRequest`` (raw or typed contents) → the protocol's request."""
     raw = request.raw_input_contents
+    if raw and any(tensor.HasField("contents") for tensor in request.inputs):
+        raise InvalidInputError(
+            "give tensor data either as raw_input_contents or as typed contents, not both",
+            field="raw_input_contents",
+        )
     if raw and len(raw) != len(request.inputs):
         raise InvalidInputError(
             f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs",

@@ -25,6 +25,7 @@ from service.errors import (
     OverloadedError,
     RequestTooLargeError,
     ServiceError,
+    UnauthenticatedError,
     UnavailableError,
 )
 from service.grpc._typing import Context
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 GRPC_STATUS: dict[type[ServiceError], grpc.StatusCode] = {
     InvalidInputError: grpc.StatusCode.INVALID_ARGUMENT,
+    UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
     NotFoundError: grpc.StatusCode.NOT_FOUND,
     RequestTooLargeError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     OverloadedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -74,11 +76,21 @@ class _Calls:
         """The status and message a failed call ends with (internal details go to the log)."""
         if isinstance(exc, ServiceError):
             code = status_for(exc)
-            if code is grpc.StatusCode.INTERNAL:
+            if code is grpc.StatusCode.INTERNAL and not isinstance(exc, InferenceFailedError):
                 log.error("%s failed: %s", self.endpoint, exc.message)
-            return code, exc.message
+            return code, _fit_in_trailers(exc.message)
         log.error("unhandled error in %s", self.endpoint, exc_info=exc)
         return grpc.StatusCode.INTERNAL, "internal server error"
+
+
+MAX_DETAILS = 400
+"""Characters of an error message sent as a call's status details. Messages quote the caller's
+input, and details travel percent-encoded in the trailers, which clients cap at 8 KiB: a longer
+message would replace the real status with RESOURCE_EXHAUSTED."""
+
+
+def _fit_in_trailers(message: str) -> str:
+    return message if len(message) <= MAX_DETAILS else message[: MAX_DETAILS - 1] + "…"
 
 
 class _Guard:

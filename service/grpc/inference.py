@@ -6,7 +6,7 @@ from service import oip
 from service._generated.inference import grpc_predict_v2_pb2 as v2
 from service._generated.inference import grpc_predict_v2_pb2_grpc as v2_grpc
 from service.dataplane import DataPlane
-from service.grpc._typing import Context
+from service.grpc._typing import Context, deadline_of
 from service.grpc.converters import infer_request_from_proto, infer_response_to_proto
 
 __all__ = ["EXTENSIONS", "InferenceServicer"]
@@ -58,5 +58,6 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
     async def ModelInfer(
         self, request: v2.ModelInferRequest, context: Context
     ) -> v2.ModelInferResponse:
-        response = await oip.infer(self.plane, infer_request_from_proto(request))
+        parsed = infer_request_from_proto(request)
+        response = await oip.infer(self.plane, parsed, deadline=deadline_of(context))
         return infer_response_to_proto(response)

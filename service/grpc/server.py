@@ -13,7 +13,10 @@ from service._generated.inference import grpc_predict_v2_pb2, grpc_predict_v2_pb
 from service.dataplane import DataPlane
 from service.grpc.classifier import ClassifierServicer
 from service.grpc.errors import guarded
+from service.grpc.health import DrainingHealthServicer
 from service.grpc.inference import InferenceServicer
+from service.grpc.security import ApiKeyInterceptor, server_credentials
+from service.security import Security
 
 __all__ = ["GrpcServer"]
 
@@ -44,8 +47,14 @@ class GrpcServer:
         port: int,
         max_message_bytes: int,
         reuse_port: bool = False,
+        security: Security | None = None,
     ) -> None:
+        security = security or Security()
+        telemetry = plane.telemetry
+        # Only with keys: without, no interceptor runs at all.
+        keys = security.keys
         self.server = grpc.aio.server(
+            interceptors=None if keys is None else [ApiKeyInterceptor(keys, telemetry)],
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.max_send_message_length", max_message_bytes),
@@ -54,22 +63,25 @@ class GrpcServer:
                 ("grpc.so_reuseport", int(reuse_port)),
             ],
         )
-        telemetry = plane.telemetry
         classifier_pb2_grpc.add_ClassifierServicer_to_server(
             guarded(ClassifierServicer(plane), CLASSIFIER, telemetry), self.server
         )
         grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
             guarded(InferenceServicer(plane), INFERENCE, telemetry), self.server
         )
-        self.health = health.aio.HealthServicer()
+        self.health = DrainingHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME),
             self.server,
             pool=_reflection_pool(),
         )
+        address = f"{host}:{port}"
         try:
-            self.port = self.server.add_insecure_port(f"{host}:{port}")
+            if security.tls is None:
+                self.port = self.server.add_insecure_port(address)
+            else:
+                self.port = self.server.add_secure_port(address, server_credentials(security.tls))
         except RuntimeError:  # newer grpc raises instead of returning 0
             self.port = 0
         if self.port == 0:
@@ -91,5 +103,5 @@ class GrpcServer:
 
     async def stop(self, grace: float) -> None:
         """Stop accepting calls and let running ones finish for ``grace`` seconds."""
-        await self.set_serving(False)
+        await self.health.drain()
         await self.server.stop(grace)

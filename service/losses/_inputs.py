@@ -117,6 +117,13 @@ def _class_ids(raw: npt.NDArray[np.generic], num_classes: int, ignore: int | Non
         _require_finite(raw, "labels")
         if not np.array_equal(raw, np.round(raw)):
             raise InvalidInputError("class-id labels must be integers", field="labels")
+        # Beyond int64 the cast below would wrap (with a RuntimeWarning).
+        beyond = np.less(raw, -(2.0**63)) | np.greater_equal(raw, 2.0**63)
+        if beyond.any():
+            raise InvalidInputError(
+                f"class-id labels must lie in [0, {num_classes}), got {raw[beyond][0]:g}",
+                field="labels",
+            )
     ids = raw.astype(np.int64)
     valid = (ids >= 0) & (ids < num_classes)
     if ignore is not None:

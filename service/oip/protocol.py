@@ -119,17 +119,22 @@ def model_metadata(plane: DataPlane, name: str, version: str | None) -> dict[str
     }
 
 
-def _deadline(parameters: dict[str, Any]) -> float | None:
-    """tritonclient sends a client timeout as the ``timeout`` parameter, in microseconds; it
-    bounds the time the request may wait for the model."""
+def _deadline(parameters: dict[str, Any], deadline: float | None) -> float | None:
+    """The earlier of ``deadline`` (the transport's) and the ``timeout`` parameter, in
+    microseconds, as tritonclient sends a client timeout: it bounds the time the request may
+    wait for the model."""
     timeout = parameters.get("timeout")
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0:
-        return None
-    return time.monotonic() + timeout / 1e6
+        return deadline
+    own = time.monotonic() + timeout / 1e6
+    return own if deadline is None else min(own, deadline)
 
 
-async def infer(plane: DataPlane, request: InferRequest) -> InferResponse:
-    """Run the model on the request's one image input and return the requested outputs."""
+async def infer(
+    plane: DataPlane, request: InferRequest, *, deadline: float | None = None
+) -> InferResponse:
+    """Run the model on the request's one image input and return the requested outputs;
+    ``deadline`` (``time.monotonic()``) drops it if it is still queued then."""
     model = plane.model(request.model, request.version or None)
     if len(request.inputs) != 1 or request.inputs[0].name != model.input.name:
         names = [i.name for i in request.inputs]
@@ -156,7 +161,7 @@ async def infer(plane: DataPlane, request: InferRequest) -> InferResponse:
             field="outputs",
         )
     prediction = await plane.predict(
-        model, images, options, field=field, deadline=_deadline(request.parameters)
+        model, images, options, field=field, deadline=_deadline(request.parameters, deadline)
     )
     values = {model.output.name: prediction.logits, PROBABILITIES: prediction.scores}
     parameters = {o.name: o.parameters for o in request.outputs}

@@ -97,15 +97,20 @@ class ModelRepository:
         versions = self._lookup(name)
         if version is None or version == "":
             return versions[max(versions)]
-        if isinstance(version, bool) or not str(version).isdigit():
+        text = str(version)
+        # ASCII only: isdigit() also accepts "²", which int() refuses.
+        if isinstance(version, bool) or not (text.isascii() and text.isdigit()):
             raise InvalidInputError(
                 f"version must be a whole number, got {version!r}", field="version"
             )
+        digits = text.lstrip("0") or "0"
         try:
-            return versions[int(version)]
+            # int() refuses more than 4300 digits; so many name no served version anyway.
+            return versions[int(digits) if len(digits) <= 30 else -1]
         except KeyError:
+            shown = digits if len(digits) <= 30 else f"{digits[:30]}… ({len(digits)} digits)"
             raise NotFoundError(
-                f"model {name!r} has no version {version} (available: "
+                f"model {name!r} has no version {shown} (available: "
                 f"{', '.join(map(str, versions))})",
                 field="version",
             ) from None

@@ -36,5 +36,7 @@ def session_options(intra_op_threads: int) -> ort.SessionOptions:
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3  # errors only; our own log says what loaded where
+    # Fatal only: a failed run reaches the service's own log once (as JSON when asked), and
+    # onnxruntime's native error line on stderr would repeat it in a format of its own.
+    options.log_severity_level = 4
     return options

@@ -7,15 +7,28 @@ from fastapi import FastAPI
 from service import __version__
 from service.dataplane import DataPlane
 from service.rest.errors import install_error_handlers
-from service.rest.middleware import BodySizeLimit, RequestMetrics
+from service.rest.middleware import BodySizeLimit, RequestDeadline, RequestMetrics
+from service.rest.openapi import install_openapi
 from service.rest.routes import health, loss, models, predict, v2
+from service.rest.security import install_security
+from service.security import Security
 from service.telemetry import Telemetry
 
 __all__ = ["create_app"]
 
 
-def create_app(plane: DataPlane, telemetry: Telemetry, *, max_request_bytes: int) -> FastAPI:
-    """A FastAPI app serving ``plane``; routes only decode, delegate and encode."""
+def create_app(
+    plane: DataPlane,
+    telemetry: Telemetry,
+    *,
+    max_request_bytes: int,
+    request_timeout: float = 0.0,
+    security: Security | None = None,
+) -> FastAPI:
+    """A FastAPI app serving ``plane``; routes only decode, delegate and encode.
+
+    ``request_timeout`` (seconds, 0 = none) bounds each request; a client that disconnects
+    cancels its request either way."""
     app = FastAPI(
         title="CIFAR-10 inference-and-loss service",
         summary="Logits, server-side softmax/sigmoid, and Keras-exact losses over ONNX models.",
@@ -26,7 +39,14 @@ def create_app(plane: DataPlane, telemetry: Telemetry, *, max_request_bytes: int
     for module in (predict, loss, models, health, v2):
         app.include_router(module.router)
     install_error_handlers(app)
+    security = security or Security()
+    install_openapi(
+        app, plane.repository, plane.max_request_rows, access_control=security.keys is not None
+    )
     # Added last, so outermost: metrics see every response, including 413s of the limit.
+    app.add_middleware(RequestDeadline, timeout=request_timeout)
     app.add_middleware(BodySizeLimit, max_bytes=max_request_bytes)
+    # Access control, then CORS, outside the limit and inside the metrics (refusals counted).
+    install_security(app, security)
     app.add_middleware(RequestMetrics, telemetry=telemetry)
     return app

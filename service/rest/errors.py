@@ -25,15 +25,23 @@ from service.errors import (
     OverloadedError,
     RequestTooLargeError,
     ServiceError,
+    UnauthenticatedError,
     UnavailableError,
 )
 
-__all__ = ["HTTP_STATUS", "error_response", "install_error_handlers", "validation_message"]
+__all__ = [
+    "HTTP_STATUS",
+    "error_response",
+    "install_error_handlers",
+    "service_error_response",
+    "validation_message",
+]
 
 log = logging.getLogger(__name__)
 
 HTTP_STATUS: dict[type[ServiceError], int] = {
     InvalidInputError: 400,
+    UnauthenticatedError: 401,
     NotFoundError: 404,
     RequestTooLargeError: 413,
     OverloadedError: 503,
@@ -71,6 +79,16 @@ def error_response(
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
+def service_error_response(exc: ServiceError, path: str) -> Response:
+    """The response to a domain error, with the headers its kind calls for."""
+    headers = None
+    if isinstance(exc, OverloadedError):
+        headers = {"Retry-After": str(exc.retry_after_seconds)}
+    elif isinstance(exc, UnauthenticatedError):
+        headers = {"WWW-Authenticate": exc.challenge}
+    return error_response(status_for(exc), exc.code, exc.message, path, headers)
+
+
 def validation_message(errors: list[dict[str, object]]) -> str:
     """Pydantic errors as ``field: problem`` sentences, the field given as a dotted path."""
     parts = []
@@ -87,10 +105,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def _service(request: Request, exc: ServiceError) -> Response:
-        headers = None
-        if isinstance(exc, OverloadedError):
-            headers = {"Retry-After": str(exc.retry_after_seconds)}
-        return error_response(status_for(exc), exc.code, exc.message, request.url.path, headers)
+        return service_error_response(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _request_validation(request: Request, exc: RequestValidationError) -> Response:
@@ -105,7 +120,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
         code = HTTP_CODES.get(exc.status_code, "error")
-        return error_response(exc.status_code, code, str(exc.detail), request.url.path)
+        headers = dict(exc.headers) if exc.headers else None  # e.g. a 405's Allow
+        return error_response(exc.status_code, code, str(exc.detail), request.url.path, headers)
 
     @app.exception_handler(Exception)
     async def _unknown(request: Request, exc: Exception) -> Response:

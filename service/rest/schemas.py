@@ -6,23 +6,44 @@ the loss registry, so each is defined once for every transport.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    create_model,
+)
 
 from service.dataplane import Activation, PredictOptions
 from service.losses import LOSS_OPTIONS, LOSSES, REDUCTIONS
 
 __all__ = [
+    "ErrorBody",
+    "HealthStatus",
     "LossBody",
     "LossResponse",
+    "ModelDescription",
+    "ModelList",
     "ModelRef",
     "PredictBody",
     "PredictForm",
     "PredictResponse",
+    "V2ErrorBody",
 ]
 
-Version = StrictInt | str
+
+def _whole_number(value: Any) -> Any:
+    """JSON has one number type: ``2.0`` is the version 2, as JSON Schema's integer says."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Version = Annotated[StrictInt | str, BeforeValidator(_whole_number)]
 _STRICT = {bool: StrictBool, int: StrictInt}
 """JSON types that must not be coerced (``"yes"`` is not a flag, ``1.5`` not a class id)."""
 
@@ -78,14 +99,16 @@ class _LossFields(BaseModel):
 
     loss: str = Field(description="Keras identifier: " + ", ".join(LOSSES))
     labels: list[Any] = Field(description="Class ids [N], or targets [N, C].")
-    logits: list[Any] | None = Field(None, description="[N, C] raw model outputs.")
-    probabilities: list[Any] | None = Field(None, description="[N, C] values in [0, 1].")
+    logits: list[Any] | None = Field(None, description="[N, C] (or [N]) raw model outputs.")
+    probabilities: list[Any] | None = Field(None, description="[N, C] (or [N]) values in [0, 1].")
     instances: list[Any] | None = Field(None, description="Pixels [N, H, W, C]: the model runs.")
     images: list[str] | None = Field(None, description="Base64 images: the model runs.")
-    model: str | None = None
-    version: Version | None = None
+    model: str | None = Field(None, description="Model that runs on instances or images.")
+    version: Version | None = Field(None, description="Its version (default: the latest).")
     reduction: str = Field("sum_over_batch_size", description=", ".join(REDUCTIONS))
-    sample_weight: float | list[float] | None = None
+    sample_weight: float | list[float] | None = Field(
+        None, description="One weight for all rows, or one per row."
+    )
     return_gradient: StrictBool = False
 
     def options(self) -> dict[str, Any]:
@@ -120,3 +143,59 @@ class LossResponse(BaseModel):
     gradient: list[list[float]] | list[float] | None = None
     model: ModelRef | None = None
     metrics: Metrics | None = None
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable error kind.")
+    message: str = Field(description="What is wrong, naming the field at fault.")
+
+
+class ErrorBody(BaseModel):
+    """Every error of the project's API."""
+
+    error: ErrorDetail
+
+
+class V2ErrorBody(BaseModel):
+    """Every error under ``/v2``, as the Open Inference Protocol defines it."""
+
+    error: str
+
+
+class HealthStatus(BaseModel):
+    status: str = Field(description="live or ready")
+
+
+class ModelVersionsBody(BaseModel):
+    name: str
+    versions: list[str]
+    latest: str
+
+
+class ModelList(BaseModel):
+    models: list[ModelVersionsBody]
+
+
+class TensorBody(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class ModelDescription(BaseModel):
+    """Everything a caller needs to use a model version."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    name: str
+    version: str
+    versions: list[str]
+    inputs: list[TensorBody]
+    outputs: list[TensorBody]
+    input_layout: str
+    image_shape: list[int]
+    classes: list[str]
+    dataset: str
+    device: str
+    batching: dict[str, Any]
+    metadata: dict[str, Any]

@@ -66,7 +66,8 @@ class InProcessService:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        scheme = "http" if self.settings.tls_cert_file is None else "https"
+        return f"{scheme}://127.0.0.1:{self.http_port}"
 
     @property
     def grpc_target(self) -> str:

@@ -65,3 +65,34 @@ def write_linear_model(
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
     return LinearModel(weights, bias)
+
+
+POISON = 200
+"""A first pixel value from which :func:`write_poisoned_model`'s model fails at run time."""
+
+
+def write_poisoned_model(path: Path, *, seed: int = 0) -> LinearModel:
+    """:func:`write_linear_model`'s classifier, except that onnxruntime fails a batch in which
+    any image's first pixel value is :data:`POISON` or more: that value indexes a table of
+    :data:`POISON` zeros (``Gather``: an index out of bounds is a run-time error) whose entry is
+    added to the logits. Other batches get the linear model's logits."""
+    reference = write_linear_model(path, seed=seed)
+    model = onnx.load(str(path))
+    graph = model.graph
+    (output,) = [node for node in graph.node if node.op_type == "Add"]
+    output.output[0] = "linear_logits"
+    graph.node.extend([
+        helper.make_node("Gather", ["flat", "first_index"], ["first_pixel"], axis=1),
+        helper.make_node("Cast", ["first_pixel"], ["table_index"], to=TensorProto.INT64),
+        helper.make_node("Gather", ["zeros_table", "table_index"], ["guard"], axis=0),
+        helper.make_node("Unsqueeze", ["guard", "guard_axes"], ["guard_column"]),
+        helper.make_node("Add", ["linear_logits", "guard_column"], ["logits"]),
+    ])  # fmt: skip
+    graph.initializer.extend([
+        numpy_helper.from_array(np.array(0, np.int64), "first_index"),
+        numpy_helper.from_array(np.zeros(POISON, np.float32), "zeros_table"),
+        numpy_helper.from_array(np.array([1], np.int64), "guard_axes"),
+    ])  # fmt: skip
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return reference

@@ -31,6 +31,9 @@ LAYERS = {
                        "service.rest", "service.grpc", "service.oip"),
     "service.codecs": ("service.dataplane", "service.rest", "service.grpc", "service.oip"),
     "service.activations": ("service.dataplane", "service.repository", "service.execution"),
+    # Keys, TLS files and what is open: transport-neutral, applied by the transports.
+    "service.security": ("service.rest", "service.grpc", "service.oip", "service.dataplane",
+                         "service.server", "service.workers", "service.cli"),
 }  # fmt: skip
 ALLOWED_IN_CLIENT = ("service.client", "service._generated")
 

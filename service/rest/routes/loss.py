@@ -10,17 +10,12 @@ from starlette.responses import Response
 from service.dataplane import DataPlane, LossOutcome
 from service.rest.decoding import decode_loss
 from service.rest.encoding import JSONResponse
-from service.rest.schemas import LossBody, LossResponse
+from service.rest.openapi import body, responses
+from service.rest.schemas import LossResponse
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["losses"])
-_OPENAPI = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": LossBody.model_json_schema()}},
-    }
-}
 
 
 def encode_loss(outcome: LossOutcome) -> dict[str, Any]:
@@ -44,7 +39,8 @@ def encode_loss(outcome: LossOutcome) -> dict[str, Any]:
 @router.post(
     "/loss",
     response_model=LossResponse,
-    openapi_extra=_OPENAPI,
+    openapi_extra=body("LossRequest"),
+    responses=responses(400, 404, 413, 422, 500, 503, 504),
     summary="Evaluate a loss (and, when the model runs, accuracy and calibration)",
 )
 async def loss(request: Request) -> Response:

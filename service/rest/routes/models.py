@@ -10,6 +10,8 @@ from starlette.responses import Response
 from service.dataplane import DataPlane
 from service.repository import ServedModel, TensorSpec
 from service.rest.encoding import JSONResponse
+from service.rest.openapi import responses
+from service.rest.schemas import ModelDescription, ModelList
 
 __all__ = ["describe", "router"]
 
@@ -38,7 +40,7 @@ def describe(plane: DataPlane, model: ServedModel) -> dict[str, Any]:
     }
 
 
-@router.get("/models", summary="Served models and their versions")
+@router.get("/models", response_model=ModelList, summary="Served models and their versions")
 async def list_models(request: Request) -> Response:
     plane: DataPlane = request.app.state.dataplane
     models = [
@@ -48,13 +50,23 @@ async def list_models(request: Request) -> Response:
     return JSONResponse({"models": models})
 
 
-@router.get("/models/{name}", summary="Metadata of a model's latest version")
+@router.get(
+    "/models/{name}",
+    response_model=ModelDescription,
+    responses=responses(404),
+    summary="Metadata of a model's latest version",
+)
 async def model_metadata(name: str, request: Request) -> Response:
     plane: DataPlane = request.app.state.dataplane
     return JSONResponse(describe(plane, plane.model(name)))
 
 
-@router.get("/models/{name}/versions/{version}", summary="Metadata of one model version")
+@router.get(
+    "/models/{name}/versions/{version}",
+    response_model=ModelDescription,
+    responses=responses(400, 404),
+    summary="Metadata of one model version",
+)
 async def version_metadata(name: str, version: str, request: Request) -> Response:
     plane: DataPlane = request.app.state.dataplane
     return JSONResponse(describe(plane, plane.model(name, version)))

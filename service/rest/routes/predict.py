@@ -12,29 +12,12 @@ from service.dataplane import DataPlane, Prediction
 from service.errors import InvalidInputError
 from service.rest.decoding import decode_predict, decode_uploads
 from service.rest.encoding import JSONResponse
-from service.rest.schemas import PredictBody, PredictForm, PredictResponse
+from service.rest.openapi import body, responses
+from service.rest.schemas import PredictForm, PredictResponse
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["inference"])
-
-_MULTIPART_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
-        **PredictForm.model_json_schema()["properties"],
-    },
-    "required": ["file"],
-}
-_OPENAPI = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": PredictBody.model_json_schema()},
-            "multipart/form-data": {"schema": _MULTIPART_SCHEMA},
-        },
-    }
-}
 
 
 def encode_prediction(prediction: Prediction) -> dict[str, Any]:
@@ -69,7 +52,8 @@ async def _multipart(request: Request, plane: DataPlane) -> tuple[PredictForm, l
 @router.post(
     "/predict",
     response_model=PredictResponse,
-    openapi_extra=_OPENAPI,
+    openapi_extra=body("PredictRequest", "PredictUpload"),
+    responses=responses(400, 404, 413, 422, 500, 503, 504),
     summary="Logits, activation and top-k classes for a batch of images",
 )
 async def predict(request: Request) -> Response:
@@ -79,11 +63,15 @@ async def predict(request: Request) -> Response:
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         form, files = await _multipart(request, plane)
         model = plane.model(form.model, form.version)
+        plane.check_room(model)
         size = sum(map(len, files))
         images = await plane.offload(size, decode_uploads, files, model, plane)
         prediction = await plane.predict(model, images, form.options(), field="file")
     else:
         body = await request.body()
+        sole = plane.sole_model()
+        if sole is not None:
+            plane.check_room(sole)  # before decoding: refusing must be cheap
         call = await plane.offload(len(body), decode_predict, body, plane)
         prediction = await plane.predict(call.model, call.images, call.options, field=call.field)
     return JSONResponse(encode_prediction(prediction))

@@ -1,6 +1,7 @@
 """Dynamic batching through the real servers: concurrent requests share one model run and get
-the logits they would get alone, a full queue is refused at once on both transports, and a
-gRPC call whose deadline passes while queued never runs."""
+the logits they would get alone, a full queue is refused at once on both transports, and work
+nobody waits for never runs: a gRPC call whose deadline passes while queued (both services), a
+REST request past the request timeout (504), and a REST request whose client disconnects."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import grpc
 import httpx
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from service._generated.inference import grpc_predict_v2_pb2 as v2
+from service._generated.inference import grpc_predict_v2_pb2_grpc as v2_grpc
 from service.client import GrpcClient, RequestError
 from tests.service.helpers import InProcessService
 from tests.service.onnx_models import LinearModel
@@ -115,3 +119,73 @@ def test_a_grpc_deadline_passing_while_queued_drops_the_call(slow: InProcessServ
     time.sleep(DELAY_MS / 1000 + 0.3)  # when its batch would have run
     assert model_runs(slow) == (runs, rows)
     assert metric(slow, "service_queue_depth", model="cifar10", version="2") == 0
+
+
+def test_v2_and_loss_deadlines_drop_queued_calls(slow: InProcessService) -> None:
+    runs, rows = model_runs(slow)
+    request = v2.ModelInferRequest(model_name="cifar10")
+    tensor = request.inputs.add(name="images", datatype="UINT8", shape=[1, 32, 32, 3])
+    request.raw_input_contents.append(bytes(32 * 32 * 3))
+    assert tensor.name == "images"
+    with grpc.insecure_channel(slow.grpc_target) as channel:
+        with pytest.raises(grpc.RpcError) as caught:
+            v2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=0.2)
+        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    with GrpcClient(slow.grpc_target, timeout=0.2) as client, pytest.raises(RequestError) as lost:
+        client.loss(
+            "sparse_categorical_crossentropy", [1], images=np.zeros((1, 32, 32, 3), np.uint8),
+            model="cifar10",
+        )  # fmt: skip
+    assert lost.value.code == "DEADLINE_EXCEEDED"
+    time.sleep(DELAY_MS / 1000 + 0.3)
+    assert model_runs(slow) == (runs, rows)
+
+
+@pytest.fixture(scope="module")
+def timed(repository_path: Path) -> Iterator[InProcessService]:
+    """As ``slow``, with a REST request timeout shorter than the batching delay."""
+    service = InProcessService(
+        repository_path, max_batch_size=16, max_queue_delay_ms=DELAY_MS,
+        request_timeout_seconds=0.3,
+    ).start()  # fmt: skip
+    yield service
+    service.stop()
+
+
+PIXELS = {"model": "cifar10", "instances": np.zeros((1, 32, 32, 3), np.uint8).tolist()}
+
+
+def test_rest_request_timeout_answers_504_and_drops_the_work(timed: InProcessService) -> None:
+    runs, rows = model_runs(timed)
+    started = time.monotonic()
+    response = httpx.post(f"{timed.url}/predict", json=PIXELS, timeout=30)
+    assert response.status_code == 504, response.text
+    assert time.monotonic() - started < DELAY_MS / 1000  # not after the batch ran
+    assert response.json()["error"] == {
+        "code": "deadline_exceeded",
+        "message": "the request took longer than 0.3 s",
+    }
+    v2_body = {"inputs": [{"name": "images", "datatype": "UINT8", "shape": [1, 32, 32, 3],
+                           "data": [0] * 3072}]}  # fmt: skip
+    answer = httpx.post(f"{timed.url}/v2/models/cifar10/infer", json=v2_body, timeout=30)
+    assert answer.status_code == 504
+    assert answer.json() == {"error": "the request took longer than 0.3 s"}
+    time.sleep(DELAY_MS / 1000 + 0.3)
+    assert model_runs(timed) == (runs, rows)
+    assert httpx.get(f"{timed.url}/models", timeout=30).status_code == 200  # fast ones pass
+
+
+def test_a_rest_client_that_disconnects_cancels_its_queued_request(
+    slow: InProcessService,
+) -> None:
+    runs, rows = model_runs(slow)
+    closed = metric(slow, "service_requests_total", transport="http", status="499")
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{slow.url}/predict", json=PIXELS, timeout=0.3)
+    deadline = time.monotonic() + DELAY_MS / 1000
+    while metric(slow, "service_requests_total", transport="http", status="499") == closed:
+        assert time.monotonic() < deadline, "the request was not cancelled"
+        time.sleep(0.02)
+    assert metric(slow, "service_queue_depth", model="cifar10", version="2") == 0
+    time.sleep(DELAY_MS / 1000 + 0.3)
+    assert model_runs(slow) == (runs, rows)

@@ -176,6 +176,12 @@ def test_help_lists_every_setting() -> None:
         "--shutdown-grace-seconds",
         "--die-with-parent",
         "--log-format",
+        "--api-keys",
+        "--api-keys-file",
+        "--tls-cert-file",
+        "--tls-key-file",
+        "--tls-client-ca-file",
+        "--cors-origins",
     ):
         assert flag in done.stdout
 

@@ -133,98 +133,99 @@ def test_binary_output_by_request_parameter(client: Client, images: np.ndarray) 
     assert len(raw) == sum(o["parameters"]["binary_data_size"] for o in header["outputs"])
 
 
-@pytest.mark.parametrize(
-    ("body", "headers", "status", "fragment"),
-    [
-        (b'{"inputs": [', {}, 400, "not valid JSON"),
-        (b'{"inputs": 3}', {}, 422, "inputs"),
-        (
-            json.dumps(
-                {
-                    "inputs": [
-                        {
-                            "name": "images",
-                            "shape": [1, 32, 32, 3],
-                            "datatype": "FP32",
-                            "data": [1, 2],
-                        }
-                    ]
-                }
-            ).encode(),
-            {},
-            400,
-            "2 values for shape [1, 32, 32, 3]",
-        ),
-        (
-            json.dumps(
-                {
-                    "inputs": [
-                        {
-                            "name": "images",
-                            "shape": [1, 32, 32, 3],
-                            "datatype": "STRING",
-                            "data": [1],
-                        }
-                    ]
-                }
-            ).encode(),
-            {},
-            400,
-            "datatype 'STRING' is not supported",
-        ),
-        (
-            json.dumps(
-                {"inputs": [{"name": "images", "shape": [1, 32, 32, 3], "datatype": "FP32"}]}
-            ).encode(),
-            {},
-            400,
-            "needs data or parameters.binary_data_size",
-        ),
-        (
-            json.dumps(
-                {
-                    "inputs": [
-                        {
-                            "name": "images",
-                            "shape": [1, 32, 32, 3],
-                            "datatype": "FP32",
-                            "data": [0] * 3072,
-                        }
-                    ],
-                    "outputs": [{"name": "scores"}],
-                }
-            ).encode(),
-            {},
-            400,
-            "unknown output 'scores'",
-        ),
-        (
-            json.dumps(
-                {
-                    "inputs": [
-                        {
-                            "name": "images",
-                            "shape": [1, 32, 32, 3],
-                            "datatype": "FP32",
-                            "data": [0] * 3072,
-                        }
-                    ],
-                    "parameters": {"activation": "relu"},
-                }
-            ).encode(),
-            {},
-            400,
-            "parameter activation must be one of",
-        ),
-        (
-            b'{"inputs": []}xx',
-            {HEADER: "99"},
-            400,
-            "Inference-Header-Content-Length must be the byte length",
-        ),
-        (b'{"inputs": []}xx', {HEADER: "14"}, 400, "2 bytes of binary data belong to no input"),
-    ],
-)
+MALFORMED = [
+    (b'{"inputs": [', {}, 400, "not valid JSON"),
+    (b'{"inputs": 3}', {}, 422, "inputs"),
+    (
+        json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "images",
+                        "shape": [1, 32, 32, 3],
+                        "datatype": "FP32",
+                        "data": [1, 2],
+                    }
+                ]
+            }
+        ).encode(),
+        {},
+        400,
+        "2 values for shape [1, 32, 32, 3]",
+    ),
+    (
+        json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "images",
+                        "shape": [1, 32, 32, 3],
+                        "datatype": "STRING",
+                        "data": [1],
+                    }
+                ]
+            }
+        ).encode(),
+        {},
+        400,
+        "datatype 'STRING' is not supported",
+    ),
+    (
+        json.dumps(
+            {"inputs": [{"name": "images", "shape": [1, 32, 32, 3], "datatype": "FP32"}]}
+        ).encode(),
+        {},
+        400,
+        "needs data or parameters.binary_data_size",
+    ),
+    (
+        json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "images",
+                        "shape": [1, 32, 32, 3],
+                        "datatype": "FP32",
+                        "data": [0] * 3072,
+                    }
+                ],
+                "outputs": [{"name": "scores"}],
+            }
+        ).encode(),
+        {},
+        400,
+        "unknown output 'scores'",
+    ),
+    (
+        json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "images",
+                        "shape": [1, 32, 32, 3],
+                        "datatype": "FP32",
+                        "data": [0] * 3072,
+                    }
+                ],
+                "parameters": {"activation": "relu"},
+            }
+        ).encode(),
+        {},
+        400,
+        "parameter activation must be one of",
+    ),
+    (
+        b'{"inputs": []}xx',
+        {HEADER: "99"},
+        400,
+        "Inference-Header-Content-Length must be the byte length",
+    ),
+    (b'{"inputs": []}xx', {HEADER: "14"}, 400, "2 bytes of binary data belong to no input"),
+]
+"""Malformed infer requests, each a kind of its own (docs/security.md counts them)."""
+
+
+@pytest.mark.parametrize(("body", "headers", "status", "fragment"), MALFORMED)
 def test_infer_errors_use_the_protocol_body(
     client: Client, body: bytes, headers: dict[str, str], status: int, fragment: str
 ) -> None:
