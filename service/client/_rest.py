@@ -68,7 +68,7 @@ class RestClient:
             try:
                 response = self._http.post(path, json=body)
                 break
-            except httpx.RemoteProtocolError:  # closed before an answer
+            except (httpx.RemoteProtocolError, httpx.ReadError):  # closed or reset, unanswered
                 if attempt == self._retries:
                     raise
         try:
