@@ -96,10 +96,13 @@ class RequestDeadline:
                 state["answered"] = True
             await send(message)
 
+        deadline = asyncio.timeout(self.timeout)
         try:
-            async with asyncio.timeout(self.timeout):
+            async with deadline:
                 await self.app(scope, tracking_receive, tracking_send)
         except TimeoutError:
+            if not deadline.expired():
+                raise  # the app's own, not the request timeout
             if not state["started"]:
                 error = DeadlineExceededError(f"the request took longer than {self.timeout:g} s")
                 await service_error_response(error, scope["path"])(scope, receive, send)
