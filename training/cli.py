@@ -10,14 +10,17 @@ from pathlib import Path
 
 __all__ = ["main"]
 
+DATA_HELP = (
+    "dataset: 'synthetic' (generated stand-in, default difficulty), 'synthetic:easy' "
+    "(the original, easy generator), 'synthetic:overlap=0.5,noise=40,clutter=2,label_noise=0.1' "
+    "(any of these keys; the rest default), 'digits' (scikit-learn's handwritten digits, "
+    "upsampled to 32x32), 'cifar10' (search ./data/, then ~/.keras/datasets/), or the path of "
+    "a CIFAR-10 archive or cifar-10-batches-py folder (default: cifar10)"
+)
+
 
 def _add_training_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data",
-        default=None,
-        help="CIFAR-10 archive or folder, or 'synthetic' "
-        "(default: search ./data/, then ~/.keras/datasets/)",
-    )
+    parser.add_argument("--data", default=None, help=DATA_HELP)
     parser.add_argument("--epochs", type=int, default=18)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--max-samples", type=int, default=None, help="cap on training images")
@@ -54,7 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     quick = commands.add_parser("quickstart-model", help="build the default model if missing")
     quick.add_argument("--repository", default="models")
     quick.add_argument("--name", default="cifar10")
-    quick.add_argument("--data", default=None)
+    quick.add_argument(
+        "--data",
+        default=None,
+        help=f"{DATA_HELP}; without it, the real CIFAR-10 when found, else 'synthetic'",
+    )
     quick.add_argument("--out", default="runs/quickstart")
     quick.add_argument(
         "--run", default=None, help="export this finished run instead of training one"

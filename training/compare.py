@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from training.plots import plot_comparison
-from training.train import TrainConfig, train
+from training.train import TrainConfig, dataset_details, dataset_label, train
 
 __all__ = ["compare"]
 
@@ -23,9 +23,12 @@ COLUMNS = (
 )
 
 
-def _table(summaries: dict[str, dict[str, Any]], config: TrainConfig, dataset: str) -> str:
+def _table(
+    summaries: dict[str, dict[str, Any]], config: TrainConfig, dataset: str, details: str
+) -> str:
+    described = f"**{dataset}** ({details})" if details else f"**{dataset}**"
     lines = [
-        f"Dataset: **{dataset}** · epochs {config.epochs} · batch {config.batch_size} · "
+        f"Dataset: {described} · epochs {config.epochs} · batch {config.batch_size} · "
         f"training images {config.max_samples or 'all'} · width {config.model.width} · "
         f"seed {config.seed}",
         "",
@@ -53,8 +56,11 @@ def compare(activations: list[str], config: TrainConfig, out: str | Path) -> dic
         run = out / activation
         summaries[activation] = train(replace(config, top_activation=activation), run)
         histories[activation] = json.loads((run / "history.json").read_text())
-    dataset = next(iter(summaries.values()))["dataset"]
-    title = f"Top activation comparison on {dataset} (validation solid, training dashed)"
+    first = next(iter(summaries.values()))
+    dataset, parameters = first["dataset"], first.get("dataset_parameters", {})
+    label = dataset_label(dataset, parameters)
+    title = f"Top activation comparison on {label}\n(validation solid, training dashed)"
     plot_comparison(histories, out / "comparison.png", title=title)
-    (out / "comparison.md").write_text(_table(summaries, config, dataset))
+    details = dataset_details(dataset, parameters)
+    (out / "comparison.md").write_text(_table(summaries, config, dataset, details))
     return summaries

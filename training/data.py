@@ -3,8 +3,10 @@
 The loader reads the published on-disk format: pickled ``data_batch_1..5``, ``test_batch``
 and ``batches.meta`` under ``cifar-10-batches-py/``, either extracted or inside
 ``cifar-10-python.tar.gz`` (whose published MD5 is verified). The synthetic dataset of
-:mod:`training.synthetic` is written in the same format, so this loader is what reads it too.
-Nothing is ever downloaded.
+:mod:`training.synthetic` and the scikit-learn digits of :mod:`training.digits` are written in
+the same format, with their name under ``dataset`` (and how they were made under
+``parameters``) in ``batches.meta``, so this loader is what reads them too. Nothing is ever
+downloaded.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pickle
 import tarfile
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,9 +30,13 @@ __all__ = [
     "FOLDER_NAME",
     "Cifar10",
     "DatasetError",
+    "cifar_batch",
     "load_cifar10",
     "locate_cifar10",
     "missing_data_message",
+    "parse_batch",
+    "parse_meta",
+    "read_meta",
 ]
 
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -49,7 +55,7 @@ class DatasetError(Exception):
 
 @dataclass(frozen=True)
 class Cifar10:
-    """CIFAR-10 (or the synthetic stand-in) as NHWC uint8 images and int64 labels."""
+    """CIFAR-10 (or a dataset in its format) as NHWC uint8 images and int64 labels."""
 
     x_train: npt.NDArray[np.uint8]
     y_train: npt.NDArray[np.int64]
@@ -57,8 +63,13 @@ class Cifar10:
     y_test: npt.NDArray[np.int64]
     class_names: tuple[str, ...]
     name: str
-    """``"cifar10"`` for the real dataset, ``"synthetic"`` for the generated stand-in."""
+    """The ``dataset`` that ``batches.meta`` names (``"synthetic"`` for the generated stand-in,
+    ``"sklearn-digits"`` for scikit-learn's digits), ``"cifar10"`` when it names none, as the
+    official archive does."""
     source: Path
+    parameters: dict[str, Any] = field(default_factory=dict)
+    """How a generated dataset was made (``batches.meta``'s ``parameters``: the synthetic
+    difficulty, the digits split); empty for the real CIFAR-10."""
 
 
 def default_search_paths() -> list[Path]:
@@ -191,6 +202,60 @@ def _folder_reader(path: Path) -> Callable[[str], bytes]:
     return read
 
 
+def read_meta(folder: str | Path) -> dict[bytes, Any] | None:
+    """The ``batches.meta`` of an extracted folder, or ``None`` when it has none or it is
+    unreadable (for cache checks; :func:`load_cifar10` reports what is wrong)."""
+    try:
+        return _unpickle((Path(folder) / META).read_bytes(), META)
+    except (OSError, DatasetError):
+        return None
+
+
+def _parameters(meta: dict[bytes, Any]) -> dict[str, Any]:
+    parameters = meta.get(b"parameters", {})
+    if not isinstance(parameters, dict) or not all(isinstance(k, str) for k in parameters):
+        raise DatasetError(f"{META} has parameters that are not a dict keyed by names")
+    return parameters
+
+
+def _dataset_name(meta: dict[bytes, Any]) -> str:
+    name = meta.get(b"dataset", b"cifar10")
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", errors="replace")
+    if not isinstance(name, str) or not name:
+        raise DatasetError(f"{META} has a dataset name that is not text: {name!r}")
+    return name
+
+
+def parse_batch(raw: bytes, name: str) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """The images ``[N, 32, 32, 3]`` and labels of one pickled batch file's bytes."""
+    return _images_and_labels(_unpickle(raw, name), name)
+
+
+def cifar_batch(
+    images: npt.NDArray[np.uint8], labels: npt.NDArray[np.int64], name: str, filenames: list[str]
+) -> dict[bytes, object]:
+    """One batch file's content in the CIFAR-10 format, for ``pickle.dumps`` (the inverse of
+    :func:`parse_batch`): images ``[N, 32, 32, 3]``, labels ``[N]``."""
+    return {
+        b"batch_label": name.encode(),
+        b"labels": labels.tolist(),
+        # CIFAR stores each image as its R, G and B planes, 1024 bytes each.
+        b"data": images.transpose(0, 3, 1, 2).reshape(len(labels), 3072),
+        b"filenames": [f.encode() for f in filenames],
+    }
+
+
+def parse_meta(raw: bytes) -> tuple[tuple[str, ...], str, dict[str, Any]]:
+    """``batches.meta``'s class names, dataset name and generation parameters."""
+    meta = _unpickle(raw, META)
+    try:
+        names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in meta[b"label_names"])
+    except KeyError as exc:
+        raise DatasetError(f"{META} has no label_names") from exc
+    return names, _dataset_name(meta), _parameters(meta)
+
+
 def load_cifar10(path: str | Path, *, expected_md5: str | None = CIFAR10_MD5) -> Cifar10:
     """Load an extracted ``cifar-10-batches-py`` folder or a ``.tar.gz`` archive of it.
 
@@ -199,19 +264,12 @@ def load_cifar10(path: str | Path, *, expected_md5: str | None = CIFAR10_MD5) ->
     """
     path = Path(path)
     read = _folder_reader(path) if path.is_dir() else _archive_reader(path, expected_md5)
-    meta = _unpickle(read(META), META)
-    try:
-        class_names = tuple(
-            n.decode() if isinstance(n, bytes) else str(n) for n in meta[b"label_names"]
-        )
-    except KeyError as exc:
-        raise DatasetError(f"{META} has no label_names") from exc
-    train = [_images_and_labels(_unpickle(read(b), b), b) for b in TRAIN_BATCHES]
-    x_test, y_test = _images_and_labels(_unpickle(read(TEST_BATCH), TEST_BATCH), TEST_BATCH)
+    class_names, name, parameters = parse_meta(read(META))
+    train = [parse_batch(read(b), b) for b in TRAIN_BATCHES]
+    x_test, y_test = parse_batch(read(TEST_BATCH), TEST_BATCH)
     x_train = np.concatenate([x for x, _ in train])
     y_train = np.concatenate([y for _, y in train])
     for split, labels in (("train", y_train), ("test", y_test)):
         if labels.size and (labels.min() < 0 or labels.max() >= len(class_names)):
             raise DatasetError(f"{split} labels fall outside the {len(class_names)} classes")
-    name = "synthetic" if meta.get(b"dataset") == b"synthetic" else "cifar10"
-    return Cifar10(x_train, y_train, x_test, y_test, class_names, name, path)
+    return Cifar10(x_train, y_train, x_test, y_test, class_names, name, path, parameters)

@@ -18,7 +18,7 @@ QUICKSTART = TrainConfig(
     max_val_samples=2_000,
     model=ModelConfig(width=0.5),
 )
-"""A budget that trains in about two minutes on two CPU cores (it is a start, not a result:
+"""A budget that trains in two to three minutes on two CPU cores (it is a start, not a result:
 train the full configuration for the published accuracy)."""
 
 
@@ -42,10 +42,10 @@ def quickstart_model(
         print(f"exported {run} as {path}; parity max |Δlogit| = {difference:.3g}")
         return path
     source = data if data is not None else ("synthetic" if locate_cifar10() is None else None)
-    if source == "synthetic":
+    if data is None and source == "synthetic":
         print(
             "No CIFAR-10 found in ./data/ or ~/.keras/datasets/: the quickstart model is "
-            "trained on the SYNTHETIC stand-in."
+            "trained on the SYNTHETIC stand-in (default difficulty)."
         )
     train(TrainConfig(**{**QUICKSTART.__dict__, "data": source}), out, verbose=2)
     path, difference = export_run(out, repository, name, 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,15 +14,25 @@ import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
 
-from training.data import Cifar10, DatasetError, load_cifar10, locate_cifar10, missing_data_message
+from training.data import Cifar10, load_cifar10
+from training.datasets import DATA_ROOT, dataset_folder
+from training.digits import DATASET_NAME as DIGITS_NAME
 from training.model import ModelConfig, build_core, build_training_model
 from training.objectives import objective_for
 from training.plots import plot_history
-from training.synthetic import write_synthetic_cifar10
+from training.synthetic import SyntheticDifficulty
 
-__all__ = ["PARITY_IMAGES", "TrainConfig", "load_dataset", "train"]
+__all__ = [
+    "PARITY_IMAGES",
+    "TrainConfig",
+    "announce_dataset",
+    "dataset_details",
+    "dataset_label",
+    "load_dataset",
+    "train",
+]
 
-SYNTHETIC_ROOT = Path("data") / "synthetic"
+_DIFFICULTY_FIELDS = tuple(SyntheticDifficulty.__dataclass_fields__)
 PARITY_IMAGES = 256
 """Validation images kept with each run for the export's ONNX-vs-Keras parity check."""
 
@@ -31,7 +42,8 @@ class TrainConfig:
     """Everything that determines a training run (saved as the run's ``config.json``)."""
 
     data: str | None = None
-    """A path, ``"synthetic"``, or ``None`` to search ``./data/`` and the Keras cache."""
+    """A dataset spec (:mod:`training.datasets`): a path, ``"synthetic[:…]"``, ``"digits"``,
+    or ``None``/``"cifar10"`` to search ``./data/`` and the Keras cache."""
     epochs: int = 18
     batch_size: int = 128
     max_samples: int | None = None
@@ -43,18 +55,29 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
-def load_dataset(data: str | None, *, synthetic_root: Path = SYNTHETIC_ROOT) -> Cifar10:
-    """The real CIFAR-10 (searched as in :func:`training.data.locate_cifar10`), or the synthetic
-    stand-in when ``data == "synthetic"`` (written under ``synthetic_root`` on first use)."""
-    if data == "synthetic":
-        folder = synthetic_root / "cifar-10-batches-py"
-        if not (folder / "batches.meta").is_file():
-            write_synthetic_cifar10(synthetic_root)
-        return load_cifar10(folder)
-    path = locate_cifar10(data)
-    if path is None:
-        raise DatasetError(f"CIFAR-10 was not found.\n{missing_data_message()}")
-    return load_cifar10(path)
+def load_dataset(data: str | None, *, root: Path = DATA_ROOT) -> Cifar10:
+    """The dataset a spec names (:func:`training.datasets.dataset_folder`): the real CIFAR-10
+    (searched as in :func:`training.data.locate_cifar10`) for ``None``, a path, or a generated
+    dataset (``"synthetic[:…]"``, ``"digits"``) written under ``root`` on first use."""
+    return load_cifar10(dataset_folder(data, root=root))
+
+
+def dataset_details(name: str, parameters: Mapping[str, Any]) -> str:
+    """What distinguishes one generated dataset from another: the synthetic difficulty
+    (``overlap=…, noise=…, clutter=…, label_noise=…``); empty for any other dataset."""
+    if name != "synthetic":
+        return ""
+    try:
+        difficulty = SyntheticDifficulty(**{k: parameters[k] for k in _DIFFICULTY_FIELDS})
+    except (KeyError, TypeError, ValueError):
+        return "difficulty not recorded"
+    return difficulty.describe()
+
+
+def dataset_label(name: str, parameters: Mapping[str, Any]) -> str:
+    """The dataset's name, with the difficulty for synthetic data (for titles and tables)."""
+    details = dataset_details(name, parameters)
+    return f"{name} ({details})" if details else name
 
 
 def announce_dataset(dataset: Cifar10) -> None:
@@ -62,12 +85,22 @@ def announce_dataset(dataset: Cifar10) -> None:
     if dataset.name == "synthetic":
         print(
             "=" * 78 + "\nDATASET: SYNTHETIC stand-in for CIFAR-10 (generated shapes, not real "
-            f"photographs) from {dataset.source}.\nAccuracy on it says the pipeline learns, "
-            "nothing about CIFAR-10.\n" + "=" * 78,
+            f"photographs) from {dataset.source}.\n"
+            f"Difficulty: {dataset_details(dataset.name, dataset.parameters)}.\n"
+            "Accuracy on it says the pipeline learns, nothing about CIFAR-10.\n" + "=" * 78,
             flush=True,
         )
-    else:
+    elif dataset.name == DIGITS_NAME:
+        print(
+            "=" * 78 + "\nDATASET: scikit-learn's handwritten DIGITS (real 8x8 scans of the "
+            "digits 0-9, upsampled to 32x32 grey in 3 channels; NOT CIFAR-10) from "
+            f"{dataset.source}.\nAccuracy on it says nothing about CIFAR-10.\n" + "=" * 78,
+            flush=True,
+        )
+    elif dataset.name == "cifar10":
         print(f"Dataset: CIFAR-10 from {dataset.source}", flush=True)
+    else:
+        print(f"Dataset: {dataset.name} (CIFAR-10 format) from {dataset.source}", flush=True)
 
 
 def _subset(
@@ -109,6 +142,7 @@ def train(config: TrainConfig, out: str | Path, *, verbose: int | str = "auto") 
     record = {
         "train": asdict(config) | {"model": model_config.to_dict()},
         "dataset": dataset.name,
+        "dataset_parameters": dataset.parameters,
         "dataset_source": str(dataset.source),
         "class_names": list(dataset.class_names),
         "train_samples": len(x_train),
@@ -146,12 +180,14 @@ def train(config: TrainConfig, out: str | Path, *, verbose: int | str = "auto") 
     seconds = time.perf_counter() - started
     metrics = {k: [float(v) for v in values] for k, values in history.history.items()}
     (out / "history.json").write_text(json.dumps(metrics, indent=2))
-    title = f"{out.name}: {config.top_activation} on {dataset.name}"
+    label = dataset_label(dataset.name, dataset.parameters)
+    title = f"{out.name}: {config.top_activation} on {label}"
     plot_history(metrics, out / "curves.png", title=title)
     best = int(np.argmax(metrics["val_accuracy"]))
     summary = {
         "top_activation": config.top_activation,
         "dataset": dataset.name,
+        "dataset_parameters": dataset.parameters,
         "epochs": config.epochs,
         "seconds": round(seconds, 1),
         "best_epoch": best + 1,

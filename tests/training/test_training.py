@@ -22,8 +22,8 @@ from training.export import ExportError, export_run
 from training.model import ModelConfig, build_core
 from training.objectives import normalized_logits, objective_for
 from training.quickstart import quickstart_model
-from training.synthetic import write_synthetic_cifar10
-from training.train import PARITY_IMAGES, TrainConfig, train
+from training.synthetic import EASY, write_synthetic_cifar10
+from training.train import PARITY_IMAGES, TrainConfig, announce_dataset, load_dataset, train
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ModelConfig(width=0.25)
@@ -31,8 +31,13 @@ TINY = ModelConfig(width=0.25)
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The easy preset (the original generator): a tiny model learns it in three epochs."""
     return write_synthetic_cifar10(
-        tmp_path_factory.mktemp("data"), train_per_batch=400, test_size=1000, seed=0
+        tmp_path_factory.mktemp("data"),
+        difficulty=EASY,
+        train_per_batch=400,
+        test_size=1000,
+        seed=0,
     )
 
 
@@ -47,6 +52,20 @@ def test_short_synthetic_training_learns(run: tuple[Path, dict[str, Any]]) -> No
     _, summary = run
     assert summary["dataset"] == "synthetic"
     assert summary["best_val_accuracy"] >= 0.90
+
+
+def test_the_run_records_the_synthetic_difficulty(run: tuple[Path, dict[str, Any]]) -> None:
+    out, summary = run
+    record = json.loads((out / "config.json").read_text())
+    assert record["dataset"] == "synthetic"
+    for parameters in (record["dataset_parameters"], summary["dataset_parameters"]):
+        assert {k: parameters[k] for k in ("overlap", "noise", "clutter", "label_noise")} == {
+            "overlap": 0.0,
+            "noise": 20.0,
+            "clutter": 0,
+            "label_noise": 0.0,
+        }
+        assert parameters["generator"] == "training.synthetic"
 
 
 def test_run_folder_holds_history_curves_and_best_weights(run: tuple[Path, dict[str, Any]]) -> None:
@@ -188,7 +207,7 @@ def test_compare_writes_figure_and_table(synthetic: Path, tmp_path: Path) -> Non
     table = (tmp_path / "comparison.md").read_text()
     assert "| softmax |" in table
     assert "| normalized_logits |" in table
-    assert "Dataset: **synthetic**" in table
+    assert "Dataset: **synthetic** (overlap=0, noise=20, clutter=0, label_noise=0)" in table
 
 
 def test_cli_trains_and_exports(synthetic: Path, tmp_path: Path) -> None:
@@ -239,6 +258,40 @@ def test_cli_reports_missing_data(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "no CIFAR-10 archive or folder here" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_digits_runs_and_models_are_labelled_sklearn_digits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the digits are written under ./data/
+    config = TrainConfig(
+        data="digits", epochs=1, batch_size=64, max_samples=128, max_val_samples=64, model=TINY
+    )
+    summary = train(config, tmp_path / "run", verbose=0)
+    assert "DATASET: scikit-learn's handwritten DIGITS" in capsys.readouterr().out
+    assert (tmp_path / "data" / "digits" / "cifar-10-batches-py" / "batches.meta").is_file()
+    assert summary["dataset"] == "sklearn-digits"
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert record["dataset"] == "sklearn-digits"
+    assert record["class_names"] == [str(d) for d in range(10)]
+    assert record["dataset_parameters"]["test_fraction"] == 0.2
+    path, _ = export_run(tmp_path / "run", tmp_path / "models", "digits")
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert meta["dataset"] == "sklearn-digits"
+    assert json.loads(meta["class_names"]) == [str(d) for d in range(10)]
+
+
+def test_load_dataset_resolves_specs_under_its_root(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dataset = load_dataset("synthetic:easy,label_noise=0.5", root=tmp_path)
+    assert dataset.name == "synthetic"
+    assert dataset.source.parent.parent == tmp_path / "synthetic"
+    assert dataset.parameters["label_noise"] == 0.5
+    announce_dataset(dataset)
+    banner = capsys.readouterr().out
+    assert "DATASET: SYNTHETIC" in banner
+    assert "Difficulty: overlap=0, noise=20, clutter=0, label_noise=0.5." in banner
 
 
 def test_normalized_logits_objective_matches_the_service_baseline() -> None:
