@@ -2,6 +2,7 @@
 #   serve (the default)  the server: onnxruntime on CPU, no TensorFlow, a non-root user
 #   train                TensorFlow: trains or exports a model into /models (compose's job)
 #   gpu                  the server with onnxruntime-gpu on an NVIDIA CUDA runtime base
+#   ray                  python -m service.evaluate with Ray (KubeRay's pods), no TensorFlow
 # BuildKit (Docker's default builder) builds only the stages the chosen target needs.
 # There is no "# syntax=" line: Docker's built-in frontend has everything used here, and a
 # frontend image would have to be pulled from a registry at build time.
@@ -65,6 +66,28 @@ USER train
 WORKDIR /work
 ENV PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
 CMD ["python", "-m", "training", "quickstart-model", "--repository", "/models", "--out", "/runs/quickstart"]
+
+# ---- Evaluation at scale (docs/evaluation.md): the evaluation command and Ray Data, for
+# KubeRay's head and worker pods (deploy/kuberay/). KubeRay's probes call wget.
+FROM deps AS ray
+RUN apt-get update && apt-get install --yes --no-install-recommends wget \
+    && rm -rf /var/lib/apt/lists/*
+COPY pyproject.toml /tmp/stub/
+RUN --mount=type=cache,target=/root/.cache/pip \
+    cd /tmp/stub && mkdir service training \
+    && touch README.md service/__init__.py training/__init__.py \
+    && pip install ".[ray]" && pip uninstall --yes cifar10-inference-service && rm -rf /tmp/stub
+COPY pyproject.toml README.md ./
+COPY service service
+COPY training training
+RUN pip install --no-cache-dir --no-deps . \
+    && groupadd --system --gid 10001 ray \
+    && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/ray ray \
+    && mkdir -p /results && chown ray:ray /results
+USER ray
+WORKDIR /home/ray
+ENV PYTHONUNBUFFERED=1 ORT_DISABLE_TELEMETRY=1
+CMD ["python", "-m", "service.evaluate", "--help"]
 
 # ---- The GPU server: onnxruntime-gpu (CUDA 12, cuDNN 9) on NVIDIA's CUDA runtime image.
 # Not built by the tests (no GPU and no registry there); build it with --target gpu.

@@ -28,7 +28,7 @@ from service.dataplane.messages import (
 )
 from service.dataplane.options import PredictOptions
 from service.errors import InvalidInputError, RequestTooLargeError, UnavailableError
-from service.evaluation import classification_metrics
+from service.evaluate.metrics import classification_metrics
 from service.execution import Executor
 from service.execution.runs import ModelCall, ModelOutput, Postprocess
 from service.losses import compute_loss

@@ -145,11 +145,16 @@ def load_model(
     providers: list[str],
     options: ort.SessionOptions,
     batching: BatchingOptions,
+    *,
+    data: bytes | None = None,
 ) -> LoadedModel:
-    """Open ``path`` with onnxruntime, read its specs and metadata, and run one warm-up
-    inference. Any problem is a :class:`ModelLoadError` naming the file."""
+    """Open ``path`` (or the ONNX bytes ``data`` read from it elsewhere) with onnxruntime, read
+    its specs and metadata, and run one warm-up inference. Any problem is a
+    :class:`ModelLoadError` naming the file."""
     try:
-        session = ort.InferenceSession(str(path), options, providers=providers)
+        session = ort.InferenceSession(
+            str(path) if data is None else data, options, providers=providers
+        )
     except Exception as exc:  # onnxruntime raises several types for unreadable files
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"{path}: onnxruntime cannot load it: {reason}") from exc

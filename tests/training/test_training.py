@@ -80,6 +80,31 @@ def test_run_folder_holds_history_curves_and_best_weights(run: tuple[Path, dict[
     assert summary["best_val_accuracy"] == max(history["val_accuracy"])
 
 
+def test_evaluating_the_export_gives_keras_validation_figures(
+    run: tuple[Path, dict[str, Any]], synthetic: Path, tmp_path: Path
+) -> None:
+    """python -m service.evaluate (onnxruntime, no TensorFlow) on the validation set equals
+    what Keras reported for the exported (best) epoch."""
+    from service.evaluate.datasets import DatasetSpec
+    from service.evaluate.job import EvaluationJob, LossSpec
+    from service.evaluate.local_engine import LocalEngine
+    from service.evaluate.models import local_model
+    from service.evaluate.runner import evaluate
+
+    out, summary = run
+    export_run(out, tmp_path / "models", "cifar10")
+    history = json.loads((out / "history.json").read_text())
+    best = summary["best_epoch"] - 1
+    job = EvaluationJob(
+        DatasetSpec(str(synthetic)), local_model(tmp_path / "models", None, None), LossSpec()
+    )
+    result = evaluate(job, LocalEngine(2), chunk_size=300)
+    assert result.tally.total == 1000
+    assert result.loss_value == pytest.approx(history["val_loss"][best], rel=1e-4)
+    assert result.tally.accuracy() == pytest.approx(history["val_accuracy"][best], abs=1e-3)
+    assert result.tally.top_k_accuracy() == pytest.approx(history["val_top5"][best], abs=1e-3)
+
+
 def test_export_parity_and_metadata(run: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     out, summary = run
     path, difference = export_run(out, tmp_path / "models", "cifar10")

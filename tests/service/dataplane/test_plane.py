@@ -9,7 +9,7 @@ import pytest
 from service.activations import log_softmax, sigmoid, softmax
 from service.dataplane import DataPlane, LossRequest, ModelImages, Predictions, PredictOptions
 from service.errors import InvalidInputError, RequestTooLargeError, UnavailableError
-from service.evaluation import classification_metrics
+from service.evaluate.metrics import classification_metrics
 from service.losses import compute_loss
 from tests.service.helpers import CLASSES, MAX_ROWS, InProcessService
 from tests.service.onnx_models import LinearModel

@@ -1,0 +1,111 @@
+"""The report's figures: reliability diagram, confusion matrix, per-class accuracy (PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["write_figures"]
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        from service.evaluate.errors import EvaluationError
+
+        raise EvaluationError(
+            "figures need matplotlib: pip install -e '.[evaluate]', or pass --no-figures"
+        ) from None
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _title(data: dict[str, Any]) -> str:
+    dataset = data["dataset"]
+    label = "SYNTHETIC data" if dataset["name"] == "synthetic" else dataset["name"]
+    return f"{data['model']['name']} on {label}, {dataset['images']:,} images"
+
+
+def reliability(data: dict[str, Any], path: Path) -> None:
+    """Accuracy per confidence bin (bars) against the bin's mean confidence (red) and the
+    diagonal, and how many images each bin holds."""
+    plt = _pyplot()
+    bins = data["reliability"]
+    centres = np.array([(b["from"] + b["to"]) / 2 for b in bins])
+    width = bins[0]["to"] - bins[0]["from"]
+    accuracy = np.array([b["accuracy"] or 0.0 for b in bins])
+    confidence = np.array([b["confidence"] or 0.0 for b in bins])
+    counts = np.array([b["images"] for b in bins])
+    figure, (top, bottom) = plt.subplots(
+        2, 1, figsize=(6, 6.5), sharex=True, height_ratios=(3, 1), constrained_layout=True
+    )
+    filled = counts > 0
+    top.bar(centres[filled], accuracy[filled], width, edgecolor="black", label="accuracy")
+    top.hlines(
+        confidence[filled], (centres - width / 2)[filled], (centres + width / 2)[filled],
+        colors="tab:red", linewidth=2.5, label="mean confidence",
+    )  # fmt: skip
+    top.plot([0, 1], [0, 1], "k--", label="perfect calibration")
+    top.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
+    ece = data["metrics"]["ece"]
+    top.set_title(f"Reliability: {_title(data)}\nECE (15 bins) = {ece:.4f}", fontsize=10)
+    top.legend(loc="upper left")
+    bottom.bar(centres, counts, width, color="gray", edgecolor="black")
+    bottom.set(xlabel="confidence (top softmax probability)", ylabel="images")
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def confusion(data: dict[str, Any], path: Path) -> None:
+    """Row-normalised confusion matrix (label × prediction), counts written in small ones."""
+    plt = _pyplot()
+    counts = np.array(data["confusion_matrix"]["counts"], dtype=np.int64)
+    names = [row["name"] for row in data["per_class"]]
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+    size = max(5.0, 0.55 * len(names) + 2.5)
+    figure, axis = plt.subplots(figsize=(size + 1, size), constrained_layout=True)
+    image = axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    figure.colorbar(image, ax=axis, label="share of the label's images")
+    ticks = np.arange(len(names))
+    axis.set_xticks(ticks, names, rotation=45, ha="right", fontsize=8)
+    axis.set_yticks(ticks, names, fontsize=8)
+    axis.set(xlabel="prediction", ylabel="label")
+    axis.set_title(f"Confusion matrix: {_title(data)}", fontsize=10)
+    if len(names) <= 20:
+        for (row, column), count in np.ndenumerate(counts):
+            colour = "white" if shares[row, column] > 0.5 else "black"
+            axis.text(column, row, str(count), ha="center", va="center", fontsize=7, color=colour)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def per_class(data: dict[str, Any], path: Path) -> None:
+    """Top-1 accuracy per class, with the overall accuracy as a line."""
+    plt = _pyplot()
+    rows = data["per_class"]
+    figure, axis = plt.subplots(figsize=(max(6.0, 0.6 * len(rows) + 2), 4), constrained_layout=True)
+    axis.bar([r["name"] for r in rows], [r["accuracy"] or 0.0 for r in rows], edgecolor="black")
+    overall = data["metrics"]["accuracy"]
+    axis.axhline(overall, color="tab:red", linestyle="--", label=f"overall {overall:.1%}")
+    axis.set(ylabel="top-1 accuracy", ylim=(0, 1.02))
+    axis.set_title(f"Per-class accuracy: {_title(data)}", fontsize=10)
+    axis.tick_params(axis="x", rotation=45, labelsize=8)
+    axis.legend()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+FIGURES = {"reliability.png": reliability, "confusion.png": confusion, "per_class.png": per_class}
+
+
+def write_figures(data: dict[str, Any], out: Path) -> list[str]:
+    """Write every figure of :data:`FIGURES` into ``out``; their file names."""
+    for name, draw in FIGURES.items():
+        draw(data, out / name)
+    return list(FIGURES)

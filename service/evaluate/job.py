@@ -1,0 +1,121 @@
+"""The chunk function every engine runs: rows ``start..stop`` in, a :class:`Tally` out.
+
+An :class:`EvaluationJob` is plain, picklable data (dataset name, model, loss); a
+:class:`ChunkEvaluator` built from it in a worker opens the model and the dataset once and then
+evaluates any number of chunks. The local engine's threads and Ray's actors run the same class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from service.activations import Activation
+from service.errors import InvalidInputError
+from service.evaluate.datasets import Dataset, DatasetSpec, check_labels, open_dataset
+from service.evaluate.errors import EvaluationError
+from service.evaluate.metrics import Tally
+from service.evaluate.models import ModelSpec, Scorer, open_scorer
+from service.losses import compute_loss
+
+__all__ = ["ChunkEvaluator", "EvaluationJob", "LossSpec", "plan_chunks"]
+
+LossInput = Literal["logits", "softmax", "sigmoid"]
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """A loss of the registry with its options, as ``compute_loss`` takes them."""
+
+    name: str = "sparse_categorical_crossentropy"
+    reduction: str = "sum_over_batch_size"
+    options: dict[str, Any] = field(default_factory=dict)
+    input: LossInput = "logits"
+    """What the loss is computed from: the logits, or probabilities after this activation."""
+
+    def per_row(self, logits: Any, labels: Any, threads: int = 1) -> Any:
+        """Each row's loss; rows an ``ignore_class`` drops count 0."""
+        if self.input == "logits":
+            predictions = {"logits": logits}
+        else:
+            predictions = {"probabilities": Activation(self.input).apply(logits)}
+        result = compute_loss(
+            self.name, labels, reduction="sum", threads=threads, **predictions, **self.options
+        )
+        return result.per_sample
+
+    def counted(self, labels: Any) -> Any:
+        """Which rows the loss counts: all but those labelled ``ignore_class``."""
+        ignored = self.options.get("ignore_class")
+        return np.ones(len(labels), bool) if ignored is None else labels != ignored
+
+    def value(self, tally: Tally) -> float:
+        """The dataset's loss under this reduction, from the sums: what one ``compute_loss``
+        over every row gives (without sample weights, every mean divides by the rows counted)."""
+        total = float(tally.loss_sum.sum())
+        if self.reduction == "sum":
+            return total
+        rows = int(tally.loss_rows.sum())
+        return total / rows if rows else 0.0
+
+    def check(self, classes: int) -> None:
+        """Fail before any work when the name, reduction or options are wrong."""
+        if self.reduction == "none":
+            raise EvaluationError(
+                "reduction 'none' gives one loss per image; a report needs one number (use "
+                "sum or sum_over_batch_size; per-class losses are reported as well)"
+            )
+        try:
+            self.per_row(np.zeros((1, classes), np.float32), np.zeros(1, np.int64))
+            compute_loss(self.name, [0], logits=[[0.0] * classes], reduction=self.reduction)
+        except InvalidInputError as exc:
+            raise EvaluationError(f"loss: {exc.message}") from None
+
+
+@dataclass(frozen=True)
+class EvaluationJob:
+    """Everything a worker needs: what to read, what to score it with, which loss."""
+
+    dataset: DatasetSpec
+    model: ModelSpec
+    loss: LossSpec
+    threads: int = 1
+    """onnxruntime threads per model run in each worker."""
+
+
+class ChunkEvaluator:
+    """Opens the job's model and dataset once; ``evaluator(start, stop)`` tallies those rows."""
+
+    def __init__(self, job: EvaluationJob) -> None:
+        self.job = job
+        self.scorer: Scorer = open_scorer(job.model, job.threads)
+        self.dataset: Dataset = open_dataset(
+            job.dataset, self.scorer.class_names or (), self.scorer.image_shape
+        )
+
+    def __call__(self, start: int, stop: int) -> Tally:
+        images, labels = self.dataset.read(start, stop)
+        if images.shape[1:] != tuple(self.scorer.image_shape):
+            raise EvaluationError(
+                f"{self.dataset.source}: images are {list(images.shape[1:])}, the model takes "
+                f"{list(self.scorer.image_shape)} (height, width, channels)"
+            )
+        logits = self.scorer.logits(images)
+        check_labels(labels, logits.shape[1], f"{self.dataset.source} rows {start}..{stop}")
+        losses = self.job.loss.per_row(logits, labels, self.job.threads)
+        return Tally.of(logits, labels, losses, self.job.loss.counted(labels))
+
+
+def plan_chunks(
+    segments: list[tuple[int, int]], chunk_size: int, limit: int | None = None
+) -> list[tuple[int, int]]:
+    """Row ranges of at most ``chunk_size`` rows, none crossing a segment, covering the first
+    ``limit`` rows (all when ``None``)."""
+    chunks: list[tuple[int, int]] = []
+    for first, last in segments:
+        if limit is not None:
+            last = min(last, limit)
+        chunks.extend((s, min(s + chunk_size, last)) for s in range(first, last, chunk_size))
+    return chunks

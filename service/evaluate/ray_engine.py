@@ -1,0 +1,128 @@
+"""The chunk function on a Ray cluster, through Ray Data (an optional extra: ``.[ray]``).
+
+The dataset of the Ray job is the list of chunks (two integers each); ``map_batches`` sends them
+to a pool of actors, each of which builds one :class:`ChunkEvaluator` (model loaded once per
+actor) and returns each chunk's sums. Images never pass through the driver: each actor reads
+its own rows, so the data must be readable where the actors run (see docs/evaluation.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from service.cpus import usable_cpus
+from service.evaluate.errors import EvaluationError
+from service.evaluate.job import ChunkEvaluator, EvaluationJob
+from service.evaluate.metrics import Tally
+
+__all__ = ["RayEngine"]
+
+Chunk = tuple[int, int]
+
+
+class RayChunks:
+    """The Ray Data callable class: one :class:`ChunkEvaluator` per actor."""
+
+    def __init__(self, job: EvaluationJob) -> None:
+        self.evaluator = ChunkEvaluator(job)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        chunks = zip(batch["start"], batch["stop"], strict=True)
+        tallies = [self.evaluator(int(start), int(stop)) for start, stop in chunks]
+        total = sum(tallies[1:], tallies[0])
+        rows = np.array([int(batch["stop"].sum() - batch["start"].sum())])
+        return {"chunk_rows": rows} | {k: v[None] for k, v in total.to_arrays().items()}
+
+
+class RayEngine:
+    """Ray Data over a local Ray (started and stopped here) or the cluster at ``address``."""
+
+    name = "ray"
+
+    def __init__(
+        self, address: str | None = None, actors: int | None = None, ship_code: bool = True
+    ) -> None:
+        self.address, self.actors, self.ship_code = address, actors, ship_code
+
+    def describe(self) -> dict[str, object]:
+        return {"engine": self.name, "address": self.address or "local", "actors": self.actors}
+
+    def _init(self) -> Any:
+        try:
+            import ray
+        except ImportError:
+            raise EvaluationError(
+                "--engine ray needs Ray: pip install -e '.[ray]' (Ray Data)"
+            ) from None
+        runtime_env: dict[str, Any] = {"env_vars": {"ORT_DISABLE_TELEMETRY": "1"}}
+        if self.address is not None and self.ship_code:
+            import service
+            import training
+
+            # Ray uploads these packages to the cluster; their dependencies must be installed
+            # on the workers (the image).
+            runtime_env["py_modules"] = [service, training]
+        ray.init(
+            address=self.address or "local",
+            num_cpus=None if self.address else usable_cpus(),
+            runtime_env=runtime_env,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+        )
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+        return ray
+
+    def run(
+        self,
+        job: EvaluationJob,
+        chunks: list[Chunk],
+        advance: Callable[[int], None],
+        first: ChunkEvaluator | None = None,
+    ) -> Iterator[Tally]:
+        """Each chunk's tally as Ray returns it; ``advance(rows)`` after each."""
+        del first  # actors open their own
+        ray = self._init()
+        try:
+            items = [{"start": s, "stop": e} for s, e in chunks]
+            results = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+                RayChunks,
+                fn_constructor_kwargs={"job": job},
+                batch_size=1,
+                compute=ray.data.ActorPoolStrategy(
+                    size=self.actors or _cluster_cpus(ray, job.threads)
+                ),
+                num_cpus=job.threads,
+            )
+            for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
+                for row in range(len(batch["chunk_rows"])):
+                    advance(int(batch["chunk_rows"][row]))
+                    yield Tally.from_arrays({k: v[row] for k, v in batch.items()})
+        except Exception as exc:
+            cause = _user_error(exc)
+            if cause is not None:
+                raise cause from None
+            raise
+        finally:
+            ray.shutdown()
+
+
+def _cluster_cpus(ray: Any, threads: int) -> int:
+    return max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
+
+
+def _user_error(exc: BaseException) -> EvaluationError | None:
+    """The :class:`EvaluationError` a Ray task raised, unwrapped from Ray's exceptions."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, EvaluationError):
+            return seen
+        cause = getattr(seen, "cause", None)
+        seen = cause if isinstance(cause, BaseException) else seen.__cause__
+    return None
