@@ -42,6 +42,7 @@ bench: $(VENV)/.installed-test  ## Benchmarks (prints Markdown tables; REST need
 	$(PY) -m bench.losses
 	$(PY) -m training quickstart-model --repository models
 	$(PY) -m bench.serving --model-repository models
+	$(PY) -m bench.evaluation --model-repository models
 
 proto: $(VENV)/.installed-test  ## Regenerate service/_generated/ from proto/ (commit the result).
 	$(PY) scripts/generate_proto.py
