@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
-from pydantic_settings import CliApp
+from pydantic_settings import CliApp, SettingsError
 
 from service.cpus import usable_cpus
 from service.evaluate.errors import EvaluationError
@@ -25,10 +25,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         print(f"error: invalid settings: {problems}", file=sys.stderr)
         return 2
+    except SettingsError as exc:  # e.g. --loss-options that is not JSON
+        print(f"error: invalid settings: {exc}", file=sys.stderr)
+        return 2
     from service.evaluate.report import write_report
     from service.evaluate.runner import evaluate, job_from_settings
 
     try:
+        if settings.figures:
+            from service.evaluate.figures import require_matplotlib
+
+            require_matplotlib()  # before the run, not after it
         job, engine = job_from_settings(settings, usable_cpus())
         evaluation = evaluate(
             job, engine, chunk_size=settings.chunk_size, limit=settings.limit,

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import itertools
 import tarfile
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,8 @@ Images = npt.NDArray[np.uint8]
 Labels = npt.NDArray[np.int64]
 Batch = tuple[Images, Labels]
 Split = Literal["test", "train"]
+READ_ERRORS = (OSError, EOFError, ValueError, tarfile.TarError, zipfile.BadZipFile, zlib.error)
+"""What reading a damaged file raises (truncated, corrupt, not what it claims to be)."""
 FORMS = (
     "synthetic[:k=v,...], digits, cifar10, a CIFAR-10 archive or folder, an .npz of images "
     "and labels, or a folder of <class>/*.png"
@@ -66,6 +70,10 @@ class Dataset(Protocol):
         """Images and labels of rows ``start..stop``."""
         ...
 
+    def close(self) -> None:
+        """Release open files."""
+        ...
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -74,7 +82,7 @@ class DatasetSpec:
     dataset: str
     split: Split = "test"
     data_root: str = "data"
-    """Where generated datasets are written (and CIFAR-10 is searched first)."""
+    """Where generated datasets (synthetic, digits) are written."""
 
 
 class CifarBatches:
@@ -114,6 +122,9 @@ class CifarBatches:
 
     def segments(self) -> list[tuple[int, int]]:
         return list(self._bounds)
+
+    def close(self) -> None:
+        self._cached = None
 
     def read(self, start: int, stop: int) -> Batch:
         for name, (first, last) in zip(self._files, self._bounds, strict=True):
@@ -168,17 +179,19 @@ def open_dataset(
         return ImageFolder(path, model_classes, image_shape)
     except DatasetError as exc:
         raise EvaluationError(str(exc)) from None
-    except OSError as exc:
-        raise EvaluationError(f"{spec.dataset}: cannot be read ({exc})") from None
+    except READ_ERRORS as exc:
+        raise EvaluationError(
+            f"{spec.dataset}: cannot be read ({type(exc).__name__}: {exc})"
+        ) from None
 
 
-def check_labels(labels: Labels, classes: int, where: str) -> None:
-    """Class ids must lie in ``0..classes``."""
+def check_labels(labels: Labels, classes: int, where: str, first_row: int = 0) -> None:
+    """Class ids must lie in ``0..classes`` (rows are numbered from ``first_row``)."""
     bad = np.flatnonzero((labels < 0) | (labels >= classes))
     if bad.size:
         raise EvaluationError(
-            f"{where}: label {int(labels[bad[0]])} at row {int(bad[0])} is not a class id "
-            f"in 0..{classes - 1}"
+            f"{where}: label {int(labels[bad[0]])} at row {first_row + int(bad[0])} is not a "
+            f"class id in 0..{classes - 1}"
         )
 
 

@@ -10,6 +10,11 @@ import numpy as np
 __all__ = ["write_figures"]
 
 
+def require_matplotlib() -> None:
+    """Raise :class:`EvaluationError` now unless the figures can be drawn."""
+    _pyplot()
+
+
 def _pyplot() -> Any:
     try:
         import matplotlib
@@ -102,10 +107,19 @@ def per_class(data: dict[str, Any], path: Path) -> None:
 
 
 FIGURES = {"reliability.png": reliability, "confusion.png": confusion, "per_class.png": per_class}
+MAX_CLASSES_DRAWN = 100
+"""Past this many classes the per-class figures would be unreadable (and huge): the report's
+tables hold them."""
+
+
+def figure_names(classes: int) -> list[str]:
+    """The figures drawn for a model with ``classes`` classes."""
+    return list(FIGURES) if classes <= MAX_CLASSES_DRAWN else ["reliability.png"]
 
 
 def write_figures(data: dict[str, Any], out: Path) -> list[str]:
-    """Write every figure of :data:`FIGURES` into ``out``; their file names."""
-    for name, draw in FIGURES.items():
-        draw(data, out / name)
-    return list(FIGURES)
+    """Write the figures of :func:`figure_names` into ``out``; their file names."""
+    names = figure_names(len(data["per_class"]))
+    for name in names:
+        FIGURES[name](data, out / name)
+    return names

@@ -37,6 +37,15 @@ class NpzFile:
             self._zip = zipfile.ZipFile(path)
         except (OSError, zipfile.BadZipFile) as exc:
             raise EvaluationError(f"{path}: not a readable .npz ({exc})") from None
+        self._stream: IO[bytes] | None = None
+        try:
+            self._open()
+        except BaseException:
+            self._zip.close()
+            raise
+
+    def _open(self) -> None:
+        path = self.path
         members = {Path(n).stem: n for n in self._zip.namelist() if n.endswith(".npy")}
         image_key = next((k for k in IMAGE_KEYS if k in members), None)
         label_key = next((k for k in LABEL_KEYS if k in members), None)
@@ -59,7 +68,6 @@ class NpzFile:
         self.class_names: tuple[str, ...] | None = None
         if "class_names" in members:
             self.class_names = tuple(str(n) for n in self._array(members["class_names"]))
-        self._stream: IO[bytes] | None = None
         if self._member.compress_type == zipfile.ZIP_STORED:
             self._offset += self._data_start()
 
@@ -83,6 +91,11 @@ class NpzFile:
             raise EvaluationError(f"{self.source}: images must be stored in C order")
         return tuple(shape), dtype, stream.tell()
 
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+        self._zip.close()
+
     def _data_start(self) -> int:
         """Where a stored member's bytes begin: after its local header (30 bytes, the name
         and an extra field whose lengths the header gives)."""
@@ -104,6 +117,8 @@ class NpzFile:
                 data = raw.read(count)
         else:
             if self._stream is None or self._stream.tell() > position:
+                if self._stream is not None:
+                    self._stream.close()
                 self._stream = self._zip.open(self._member)
                 self._stream.MAX_SEEK_READ = 1 << 20  # type: ignore[attr-defined]
             self._stream.seek(position)
@@ -146,7 +161,8 @@ class ImageFolder:
             self.class_names = None
         else:
             ids = {f: i for i, f in enumerate(folders)}
-            self.class_names = tuple(folders)
+            extra = range(len(folders), len(model_classes))  # classes no folder holds
+            self.class_names = (*folders, *(f"class_{i}" for i in extra))
             self.note = "class ids are the class folders' sorted order (not the model's names)"
         self._paths = [path for _, path in files]
         self._labels = np.array([ids[folder] for folder, _ in files], dtype=np.int64)
@@ -164,4 +180,9 @@ class ImageFolder:
                 images[row] = decode_image(path.read_bytes(), self._shape, str(path))
             except InvalidInputError as exc:
                 raise EvaluationError(exc.message) from None
+            except OSError as exc:
+                raise EvaluationError(f"{path}: cannot be read ({exc.strerror})") from None
         return images, self._labels[start:stop]
+
+    def close(self) -> None:
+        pass

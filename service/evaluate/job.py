@@ -14,15 +14,27 @@ import numpy as np
 
 from service.activations import Activation
 from service.errors import InvalidInputError
-from service.evaluate.datasets import Dataset, DatasetSpec, check_labels, open_dataset
+from service.evaluate.datasets import (
+    READ_ERRORS,
+    Dataset,
+    DatasetSpec,
+    check_labels,
+    open_dataset,
+)
 from service.evaluate.errors import EvaluationError
 from service.evaluate.metrics import Tally
 from service.evaluate.models import ModelSpec, Scorer, open_scorer
 from service.losses import compute_loss
+from training.data import DatasetError
 
 __all__ = ["ChunkEvaluator", "EvaluationJob", "LossSpec", "plan_chunks"]
 
 LossInput = Literal["logits", "softmax", "sigmoid"]
+RESERVED = {
+    "labels", "logits", "probabilities", "reduction", "sample_weight", "return_gradient",
+    "threads",
+}  # fmt: skip
+"""compute_loss arguments that are not the loss's own options."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,13 @@ class LossSpec:
 
     def check(self, classes: int) -> None:
         """Fail before any work when the name, reduction or options are wrong."""
+        taken = sorted(RESERVED & set(self.options))
+        if taken:
+            raise EvaluationError(
+                f"loss: {', '.join(map(repr, taken))} cannot be a loss option (labels and "
+                "predictions come from the dataset and the model; the reduction is --reduction; "
+                "datasets carry no sample weights)"
+            )
         if self.reduction == "none":
             raise EvaluationError(
                 "reduction 'none' gives one loss per image; a report needs one number (use "
@@ -88,22 +107,39 @@ class EvaluationJob:
 class ChunkEvaluator:
     """Opens the job's model and dataset once; ``evaluator(start, stop)`` tallies those rows."""
 
-    def __init__(self, job: EvaluationJob) -> None:
+    def __init__(self, job: EvaluationJob, scorer: Scorer | None = None) -> None:
         self.job = job
-        self.scorer: Scorer = open_scorer(job.model, job.threads)
-        self.dataset: Dataset = open_dataset(
-            job.dataset, self.scorer.class_names or (), self.scorer.image_shape
-        )
+        self.scorer: Scorer = scorer or open_scorer(job.model, job.threads)
+        try:
+            self.dataset: Dataset = open_dataset(
+                job.dataset, self.scorer.class_names or (), self.scorer.image_shape
+            )
+        except BaseException:
+            self.scorer.close()
+            raise
+
+    def close(self) -> None:
+        """Release the model's connection and the dataset's files."""
+        self.scorer.close()
+        self.dataset.close()
 
     def __call__(self, start: int, stop: int) -> Tally:
-        images, labels = self.dataset.read(start, stop)
+        try:
+            images, labels = self.dataset.read(start, stop)
+        except DatasetError as exc:
+            raise EvaluationError(str(exc)) from None
+        except READ_ERRORS as exc:
+            raise EvaluationError(
+                f"{self.dataset.source}: rows {start}..{stop} cannot be read "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
         if images.shape[1:] != tuple(self.scorer.image_shape):
             raise EvaluationError(
                 f"{self.dataset.source}: images are {list(images.shape[1:])}, the model takes "
                 f"{list(self.scorer.image_shape)} (height, width, channels)"
             )
         logits = self.scorer.logits(images)
-        check_labels(labels, logits.shape[1], f"{self.dataset.source} rows {start}..{stop}")
+        check_labels(labels, logits.shape[1], self.dataset.source, start)
         losses = self.job.loss.per_row(logits, labels, self.job.threads)
         return Tally.of(logits, labels, losses, self.job.loss.counted(labels))
 

@@ -40,6 +40,7 @@ class LocalEngine:
         """Each chunk's tally as it completes (in any order); ``advance(rows)`` after each.
         ``first``: an evaluator already open, used by one of the threads."""
         spare = [first] if first is not None else []
+        opened: list[ChunkEvaluator] = []  # by the threads; ``first`` is the caller's
         local = threading.local()
         lock = threading.Lock()
 
@@ -48,7 +49,11 @@ class LocalEngine:
             if evaluator is None:
                 with lock:
                     evaluator = spare.pop() if spare else None
-                evaluator = local.evaluator = evaluator or ChunkEvaluator(job)
+                if evaluator is None:
+                    evaluator = ChunkEvaluator(job)
+                    with lock:
+                        opened.append(evaluator)
+                local.evaluator = evaluator
             return evaluator(*chunk)
 
         pending = iter(chunks)
@@ -72,3 +77,6 @@ class LocalEngine:
             finally:
                 for future in running:
                     future.cancel()
+                wait(running)
+                for evaluator in opened:
+                    evaluator.close()

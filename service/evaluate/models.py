@@ -20,6 +20,12 @@ from service.evaluate.errors import EvaluationError
 __all__ = ["LocalModel", "ModelSpec", "Scorer", "ServedModel", "local_model", "open_scorer"]
 
 Logits = npt.NDArray[np.float32]
+TYPES: dict[str, tuple[type[np.floating[Any]], str]] = {
+    "FP32": (np.float32, "fp32_contents"),
+    "FP64": (np.float64, "fp64_contents"),
+    "FP16": (np.float16, ""),  # raw contents only: the protocol has no typed FP16 field
+}
+"""Output datatypes of a served model: numpy type (raw bytes) and typed-contents field."""
 
 
 @dataclass(frozen=True)
@@ -45,8 +51,9 @@ class ServedModel:
     name: str
     version: int | None = None
     api_key: str | None = field(default=None, repr=False)
-    ca_file: str | None = None
-    """TLS: the CA that signed the server's certificate (TLS is off when ``None``)."""
+    ca_pem: bytes | None = field(default=None, repr=False)
+    """TLS: the CA certificate(s) that signed the server's (TLS is off when ``None``); the
+    bytes, so that no worker needs the file."""
     request_rows: int = 256
     """Rows per inference request (a chunk is sent as several requests at once)."""
     timeout: float = 120.0
@@ -69,6 +76,8 @@ class Scorer(Protocol):
     def classes(self) -> int: ...
 
     def logits(self, images: npt.NDArray[np.uint8]) -> Logits: ...
+
+    def close(self) -> None: ...
 
 
 def local_model(
@@ -122,6 +131,9 @@ class OnnxScorer:
     def logits(self, images: npt.NDArray[np.uint8]) -> Logits:
         return self._model.infer(images)
 
+    def close(self) -> None:
+        pass
+
 
 class V2GrpcScorer:
     """Sends each chunk as concurrent ``ModelInfer`` calls of FP32 (or UINT8) raw tensors."""
@@ -131,18 +143,29 @@ class V2GrpcScorer:
 
         from service._generated.inference import grpc_predict_v2_pb2 as pb
         from service._generated.inference import grpc_predict_v2_pb2_grpc as pb_grpc
-        from service.client._security import AUTHORIZATION, bearer, channel_credentials
+        from service.client._security import AUTHORIZATION, bearer
 
         self._pb, self._spec, self._grpc = pb, spec, grpc
         options = [("grpc.max_receive_message_length", 64 << 20)]
         options.append(("grpc.max_send_message_length", 64 << 20))
-        if spec.ca_file is not None:
-            credentials = channel_credentials(spec.ca_file)
+        if spec.ca_pem is not None:
+            credentials = grpc.ssl_channel_credentials(root_certificates=spec.ca_pem)
             self._channel = grpc.secure_channel(spec.address, credentials, options=options)
         else:
             self._channel = grpc.insecure_channel(spec.address, options=options)
         self._metadata = () if spec.api_key is None else ((AUTHORIZATION, bearer(spec.api_key)),)
         self._stub = pb_grpc.GRPCInferenceServiceStub(self._channel)
+        try:
+            self._describe()
+        except BaseException:
+            self._channel.close()
+            raise
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _describe(self) -> None:
+        spec, pb = self._spec, self._pb
         version = "" if spec.version is None else str(spec.version)
         request = pb.ModelMetadataRequest(name=spec.name, version=version)
         metadata = self._call(self._stub.ModelMetadata, request)
@@ -202,16 +225,35 @@ class V2GrpcScorer:
             for i in range(0, len(images), step)
         ]
         parts = [self._result(f) for f in futures]
-        return np.concatenate([self._decode(p) for p in parts])
+        sizes = [len(images[i : i + step]) for i in range(0, len(images), step)]
+        return np.concatenate([self._decode(p, n) for p, n in zip(parts, sizes, strict=True)])
 
-    def _decode(self, response: Any) -> Logits:
+    def _decode(self, response: Any, rows: int) -> Logits:
+        """The output ``[rows, C]`` of a response, as float32, whatever numeric type."""
         for index, output in enumerate(response.outputs):
-            if output.name == self._output:
-                shape = tuple(output.shape)
-                if response.raw_output_contents:
-                    raw = response.raw_output_contents[index]
-                    return np.frombuffer(raw, np.float32).reshape(shape)
-                return np.asarray(output.contents.fp32_contents, np.float32).reshape(shape)
+            if output.name != self._output:
+                continue
+            shape = tuple(int(d) for d in output.shape)
+            if len(shape) != 2 or shape[0] != rows:
+                raise EvaluationError(
+                    f"{self._spec.address}: output {self._output!r} has shape {list(shape)}, "
+                    f"expected [{rows}, classes]"
+                )
+            if output.datatype not in TYPES:
+                raise EvaluationError(
+                    f"{self._spec.address}: output {self._output!r} is {output.datatype}, not "
+                    "a floating-point tensor"
+                )
+            dtype, field_name = TYPES[output.datatype]
+            if response.raw_output_contents:
+                values = np.frombuffer(response.raw_output_contents[index], dtype)
+            elif field_name:
+                values = np.asarray(getattr(output.contents, field_name), dtype)
+            else:
+                raise EvaluationError(f"{self._spec.address}: {output.datatype} needs raw contents")
+            if values.size != rows * shape[1]:
+                raise EvaluationError(f"{self._spec.address}: output {self._output!r} is truncated")
+            return values.reshape(shape).astype(np.float32)
         raise EvaluationError(f"{self._spec.address}: no {self._output!r} in the response")
 
 

@@ -66,17 +66,24 @@ class RayEngine:
             # Ray uploads these packages to the cluster; their dependencies must be installed
             # on the workers (the image).
             runtime_env["py_modules"] = [service, training]
-        ray.init(
-            address=self.address or "local",
-            num_cpus=None if self.address else usable_cpus(),
-            runtime_env=runtime_env,
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-            log_to_driver=False,
-        )
+        try:
+            ray.init(
+                address=self.address or "local",
+                num_cpus=None if self.address else usable_cpus(),
+                runtime_env=runtime_env,
+                include_dashboard=False,
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+            )
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = self.address or "a local Ray"
+            raise EvaluationError(f"cannot start or join {where}: {exc}") from None
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
+        # An actor's EvaluationError reaches the driver as itself, not as Ray's generic
+        # "UDF failed" whose cause is lost on the way back.
+        context.raise_original_map_exception = True
         return ray
 
     def run(
@@ -99,6 +106,7 @@ class RayEngine:
                     size=self.actors or _cluster_cpus(ray, job.threads)
                 ),
                 num_cpus=job.threads,
+                num_gpus=1 if getattr(job.model, "device", None) == "cuda" else None,
             )
             for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
                 for row in range(len(batch["chunk_rows"])):
@@ -118,11 +126,14 @@ def _cluster_cpus(ray: Any, threads: int) -> int:
 
 
 def _user_error(exc: BaseException) -> EvaluationError | None:
-    """The :class:`EvaluationError` a Ray task raised, unwrapped from Ray's exceptions."""
+    """The :class:`EvaluationError` an actor raised, from inside Ray's wrapping exceptions
+    (their ``cause``), with its own message rather than the remote traceback."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, EvaluationError):
-            return seen
         cause = getattr(seen, "cause", None)
+        if isinstance(cause, EvaluationError):
+            return EvaluationError(*cause.args)
+        if isinstance(seen, EvaluationError) and cause is None:
+            return seen
         seen = cause if isinstance(cause, BaseException) else seen.__cause__
     return None

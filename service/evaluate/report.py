@@ -117,13 +117,16 @@ def markdown(data: dict[str, Any], figures: list[str]) -> str:
 
 def write_report(evaluation: Evaluation, out: Path, *, figures: bool = True) -> dict[str, Any]:
     """Write ``out/report.json``, ``out/report.md`` and (with ``figures``) the PNGs."""
+    from service.evaluate.figures import figure_names
+
     out.mkdir(parents=True, exist_ok=True)
     data = report(evaluation)
-    names: list[str] = []
+    names = figure_names(len(evaluation.class_names)) if figures else []
+    # The numbers first: a figure that fails must not lose them.
+    (out / "report.json").write_text(json.dumps(data, indent=2) + "\n")
+    (out / "report.md").write_text(markdown(data, names))
     if figures:
         from service.evaluate.figures import write_figures
 
-        names = write_figures(data, out)
-    (out / "report.json").write_text(json.dumps(data, indent=2) + "\n")
-    (out / "report.md").write_text(markdown(data, names))
+        write_figures(data, out)
     return data

@@ -13,7 +13,7 @@ from service.evaluate.errors import EvaluationError
 from service.evaluate.job import ChunkEvaluator, EvaluationJob, LossSpec, plan_chunks
 from service.evaluate.local_engine import LocalEngine
 from service.evaluate.metrics import Tally
-from service.evaluate.models import ServedModel, local_model
+from service.evaluate.models import ServedModel, local_model, open_scorer
 from service.evaluate.settings import EvaluateSettings
 
 __all__ = ["Engine", "Evaluation", "evaluate", "job_from_settings"]
@@ -62,11 +62,33 @@ def evaluate(
     progress: bool = False,
 ) -> Evaluation:
     """Evaluate ``job`` in chunks of ``chunk_size`` rows on ``engine``."""
+
+    # Fail fast, before any engine starts: the model, then the loss, then the dataset.
+    scorer = open_scorer(job.model, job.threads)
+    try:
+        classes = scorer.classes
+        job.loss.check(classes)
+    except BaseException:
+        scorer.close()
+        raise
+    first = ChunkEvaluator(job, scorer)
+    try:
+        return _run(job, engine, first, classes, chunk_size, limit, progress)
+    finally:
+        first.close()
+
+
+def _run(
+    job: EvaluationJob,
+    engine: Engine,
+    first: ChunkEvaluator,
+    classes: int,
+    chunk_size: int,
+    limit: int | None,
+    progress: bool,
+) -> Evaluation:
     from tqdm import tqdm
 
-    first = ChunkEvaluator(job)  # fails fast on a bad model or dataset, before any engine
-    classes = first.scorer.classes
-    job.loss.check(classes)
     dataset = first.dataset
     chunks = plan_chunks(dataset.segments(), chunk_size, limit)
     if not chunks:
@@ -106,6 +128,28 @@ def evaluate(
     )
 
 
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise EvaluationError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
+def _where(settings: EvaluateSettings) -> str:
+    """The dataset as workers elsewhere find it: an absolute path, CIFAR-10 found here, or the
+    name of a generated dataset (written on each node)."""
+    from training.data import DatasetError
+    from training.datasets import CIFAR10, dataset_folder
+
+    if settings.dataset == CIFAR10:
+        try:
+            return str(dataset_folder(CIFAR10).resolve())
+        except DatasetError as exc:
+            raise EvaluationError(str(exc)) from None
+    path = Path(settings.dataset)
+    return str(path.resolve()) if path.exists() else settings.dataset
+
+
 def job_from_settings(settings: EvaluateSettings, cpus: int) -> tuple[EvaluationJob, Engine]:
     """The job and engine the settings describe (paths made absolute for remote workers)."""
     from service.evaluate.datasets import DatasetSpec
@@ -118,19 +162,17 @@ def job_from_settings(settings: EvaluateSettings, cpus: int) -> tuple[Evaluation
             settings.model,
             settings.version,
             settings.api_key.get_secret_value() if settings.api_key else None,
-            str(settings.tls_ca_file) if settings.tls_ca_file else None,
+            _read(settings.tls_ca_file) if settings.tls_ca_file else None,
             settings.request_rows,
         )
     else:
+        # Ray hides GPUs from actors that do not ask for one: there, cuda must be asked for.
+        device = "cpu" if settings.engine == "ray" and settings.device == "auto" else None
         model = local_model(
-            settings.model_repository, settings.model, settings.version, settings.device
-        )
-    path = Path(settings.dataset)
-    dataset = DatasetSpec(
-        str(path.resolve()) if path.exists() else settings.dataset,
-        settings.split,
-        str(settings.data_root.resolve()),
-    )
+            settings.model_repository, settings.model, settings.version,
+            device or settings.device,
+        )  # fmt: skip
+    dataset = DatasetSpec(_where(settings), settings.split, str(settings.data_root.resolve()))
     loss = LossSpec(settings.loss, settings.reduction, settings.loss_options, settings.loss_input)
     engine: Engine
     if settings.engine == "ray":

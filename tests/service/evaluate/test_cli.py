@@ -78,6 +78,13 @@ def test_command_writes_report_and_figures_without_tensorflow(
         (["--version", "9"], "has no version 9"),
         (["--server", "127.0.0.1:1"], "--model is required with --server"),
         (["--split", "validation"], "split"),
+        (["--loss-options", "{bad"], "loss_options"),
+        (["--loss-options", '{"reduction": "sum"}'], "'reduction' cannot be a loss option"),
+        (["--loss-options", '{"sample_weight": 2}'], "'sample_weight' cannot be a loss option"),
+        (
+            ["--server", "127.0.0.1:1", "--model", "m", "--tls-ca-file", "/absent.pem"],
+            "/absent.pem: cannot be read",
+        ),
     ],
 )
 def test_bad_settings_exit_2_naming_the_problem(
@@ -95,6 +102,30 @@ def test_labels_outside_the_classes_are_refused(repository: Path, tmp_path: Path
     args = ["--dataset", str(path), "--model-repository", str(repository), "--no-progress"]
     assert main([*args, "--out", str(tmp_path / "r")]) == 2
     assert "label 12 at row 2 is not a class id in 0..9" in capsys.readouterr().err
+
+
+def test_damaged_files_are_refused_naming_them(
+    repository: Path, cifar_folder: Path, arrays, tmp_path: Path, capsys
+) -> None:
+    import tarfile
+
+    archive = tmp_path / "set.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(cifar_folder, arcname=cifar_folder.name)
+    truncated = tmp_path / "truncated.tar.gz"
+    truncated.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    compressed = tmp_path / "damaged.npz"
+    np.savez_compressed(compressed, images=arrays[0], labels=arrays[1])
+    data = bytearray(compressed.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)  # inside the images' deflate stream
+    compressed.write_bytes(bytes(data))
+    common = ["--model-repository", str(repository), "--no-progress", "--no-figures"]
+    for path in (truncated, compressed):
+        assert main(["--dataset", str(path), *common, "--out", str(tmp_path / "r")]) == 2
+        error = capsys.readouterr().err
+        assert str(path) in error, error
+        assert "Traceback" not in error, error
+    assert not (tmp_path / "r" / "report.json").exists()
 
 
 def test_memory_stays_bounded_by_the_chunk(repository: Path, tmp_path: Path) -> None:

@@ -74,6 +74,34 @@ def test_ray_gives_the_local_report(repository: Path, cifar_folder: Path, tmp_pa
         assert _rounded(ray[part]) == _rounded(local[part]), part
 
 
+def test_an_actors_error_reaches_the_user_as_itself(
+    repository: Path, tmp_path: Path, capsys
+) -> None:
+    path = tmp_path / "bad.npz"
+    labels = np.zeros(300, np.int64)
+    labels[250] = 12
+    np.savez(path, images=np.zeros((300, 32, 32, 3), np.uint8), labels=labels)
+    args = ["--dataset", str(path), "--model-repository", str(repository), "--engine", "ray"]
+    assert (
+        main(
+            [
+                *args,
+                "--workers",
+                "1",
+                "--chunk-size",
+                "100",
+                "--no-progress",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
+    # Ray logs the failed task itself; the command's own error line is the actor's message.
+    lines = capsys.readouterr().err.splitlines()
+    assert f"error: {path}: label 12 at row 250 is not a class id in 0..9" in lines
+
+
 def _rounded(value: Any) -> Any:
     """Floats to 12 significant digits (sums added in another order may differ in the last)."""
     if isinstance(value, float):

@@ -65,27 +65,44 @@ def _write_tree(root: Path, images: np.ndarray, labels: np.ndarray, names) -> No
         Image.fromarray(image).save(folder / f"{index:05d}.png")
 
 
+def _subset(arrays, classes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    keep = np.isin(arrays[1], classes)
+    return arrays[0][keep][:40], arrays[1][keep][:40]
+
+
 def test_folders_named_after_the_models_classes(arrays, tmp_path: Path) -> None:
-    images, labels = arrays[0][:60], arrays[1][:60]
+    # Two of the model's classes only: their ids are the model's (7, 3), not the folders'
+    # sorted positions (0, 1).
+    images, labels = _subset(arrays, (3, 7))
     _write_tree(tmp_path, images, labels, CLASSES)
-    read_images, read_labels = _rows(tmp_path)
-    order = np.lexsort((np.arange(60), labels))  # sorted by class folder, then file name
-    # Folders sort by name; "thing-0".."thing-9" sort as their ids.
+    dataset = open_dataset(DatasetSpec(str(tmp_path)), CLASSES, SHAPE)
+    read_images, read_labels = dataset.read(0, dataset.size)
+    order = np.lexsort((np.arange(len(labels)), labels))  # by class folder, then file name
     np.testing.assert_array_equal(read_labels, labels[order])
     np.testing.assert_array_equal(read_images, images[order])
+    assert dataset.class_names == tuple(CLASSES)
+    assert dataset.note == ""  # type: ignore[attr-defined]
 
 
 def test_integer_folders_are_class_ids(arrays, tmp_path: Path) -> None:
-    _write_tree(tmp_path, arrays[0][:40], arrays[1][:40], [str(i) for i in range(10)])
-    _, labels = _rows(tmp_path)
-    np.testing.assert_array_equal(np.sort(labels), np.sort(arrays[1][:40]))
+    # "2" and "9" sort as positions 0 and 1; their ids are 2 and 9.
+    images, labels = _subset(arrays, (2, 9))
+    _write_tree(tmp_path, images, labels, [str(i) for i in range(10)])
+    dataset = open_dataset(DatasetSpec(str(tmp_path)), CLASSES, SHAPE)
+    _, read_labels = dataset.read(0, dataset.size)
+    assert set(read_labels.tolist()) == {2, 9}
+    np.testing.assert_array_equal(np.sort(read_labels), np.sort(labels))
+    assert dataset.note == ""  # type: ignore[attr-defined]
 
 
 def test_other_folder_names_take_sorted_order_and_say_so(arrays, tmp_path: Path) -> None:
     names = ["zebra", "apple", "mango", "kiwi", "fig", "lime", "pear", "plum", "date", "yam"]
     _write_tree(tmp_path, arrays[0][:40], arrays[1][:40], names)
     dataset = open_dataset(DatasetSpec(str(tmp_path)), CLASSES, SHAPE)
-    assert dataset.class_names == tuple(sorted(names))
+    present = sorted({names[label] for label in arrays[1][:40]})
+    assert dataset.class_names is not None
+    assert dataset.class_names[: len(present)] == tuple(present)
+    assert len(dataset.class_names) == len(CLASSES)  # classes no folder holds keep a name
     assert "sorted order" in dataset.note  # type: ignore[attr-defined]
 
 
