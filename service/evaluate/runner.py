@@ -62,7 +62,6 @@ def evaluate(
     progress: bool = False,
 ) -> Evaluation:
     """Evaluate ``job`` in chunks of ``chunk_size`` rows on ``engine``."""
-
     # Fail fast, before any engine starts: the model, then the loss, then the dataset.
     scorer = open_scorer(job.model, job.threads)
     try:
@@ -93,7 +92,7 @@ def _run(
     chunks = plan_chunks(dataset.segments(), chunk_size, limit)
     if not chunks:
         raise EvaluationError(f"{dataset.source} holds no images")
-    rows = chunks[-1][1] if limit is None else min(limit, dataset.size)
+    rows = sum(stop - start for start, stop in chunks)
     started = time.perf_counter()
     total = Tally.zeros(classes)
     bar = tqdm(
