@@ -47,6 +47,14 @@ class GRPCInferenceServiceStub:
     """A model's versions, platform, inputs and outputs."""
     ModelInfer: _grpc.UnaryUnaryMultiCallable[_grpc_predict_v2_pb2.ModelInferRequest, _grpc_predict_v2_pb2.ModelInferResponse]
     """Inference."""
+    RepositoryIndex: _grpc.UnaryUnaryMultiCallable[_grpc_predict_v2_pb2.RepositoryIndexRequest, _grpc_predict_v2_pb2.RepositoryIndexResponse]
+    """Triton's model repository extension: the models in a repository and their states."""
+    RepositoryModelLoad: _grpc.UnaryUnaryMultiCallable[_grpc_predict_v2_pb2.RepositoryModelLoadRequest, _grpc_predict_v2_pb2.RepositoryModelLoadResponse]
+    """Triton's model repository extension: load (or reload) a model."""
+    RepositoryModelUnload: _grpc.UnaryUnaryMultiCallable[_grpc_predict_v2_pb2.RepositoryModelUnloadRequest, _grpc_predict_v2_pb2.RepositoryModelUnloadResponse]
+    """Triton's model repository extension: unload a model."""
+    ModelStatistics: _grpc.UnaryUnaryMultiCallable[_grpc_predict_v2_pb2.ModelStatisticsRequest, _grpc_predict_v2_pb2.ModelStatisticsResponse]
+    """Triton's statistics extension: per-model (version) inference counts and durations."""
 
 @_typing.type_check_only
 class GRPCInferenceServiceAsyncStub(GRPCInferenceServiceStub):
@@ -63,6 +71,14 @@ class GRPCInferenceServiceAsyncStub(GRPCInferenceServiceStub):
     """A model's versions, platform, inputs and outputs."""
     ModelInfer: _aio.UnaryUnaryMultiCallable[_grpc_predict_v2_pb2.ModelInferRequest, _grpc_predict_v2_pb2.ModelInferResponse]  # type: ignore[assignment]
     """Inference."""
+    RepositoryIndex: _aio.UnaryUnaryMultiCallable[_grpc_predict_v2_pb2.RepositoryIndexRequest, _grpc_predict_v2_pb2.RepositoryIndexResponse]  # type: ignore[assignment]
+    """Triton's model repository extension: the models in a repository and their states."""
+    RepositoryModelLoad: _aio.UnaryUnaryMultiCallable[_grpc_predict_v2_pb2.RepositoryModelLoadRequest, _grpc_predict_v2_pb2.RepositoryModelLoadResponse]  # type: ignore[assignment]
+    """Triton's model repository extension: load (or reload) a model."""
+    RepositoryModelUnload: _aio.UnaryUnaryMultiCallable[_grpc_predict_v2_pb2.RepositoryModelUnloadRequest, _grpc_predict_v2_pb2.RepositoryModelUnloadResponse]  # type: ignore[assignment]
+    """Triton's model repository extension: unload a model."""
+    ModelStatistics: _aio.UnaryUnaryMultiCallable[_grpc_predict_v2_pb2.ModelStatisticsRequest, _grpc_predict_v2_pb2.ModelStatisticsResponse]  # type: ignore[assignment]
+    """Triton's statistics extension: per-model (version) inference counts and durations."""
 
 class GRPCInferenceServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -112,5 +128,37 @@ class GRPCInferenceServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_grpc_predict_v2_pb2.ModelInferResponse, _abc.Awaitable[_grpc_predict_v2_pb2.ModelInferResponse]]:
         """Inference."""
+
+    @_abc_1.abstractmethod
+    def RepositoryIndex(
+        self,
+        request: _grpc_predict_v2_pb2.RepositoryIndexRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_grpc_predict_v2_pb2.RepositoryIndexResponse, _abc.Awaitable[_grpc_predict_v2_pb2.RepositoryIndexResponse]]:
+        """Triton's model repository extension: the models in a repository and their states."""
+
+    @_abc_1.abstractmethod
+    def RepositoryModelLoad(
+        self,
+        request: _grpc_predict_v2_pb2.RepositoryModelLoadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_grpc_predict_v2_pb2.RepositoryModelLoadResponse, _abc.Awaitable[_grpc_predict_v2_pb2.RepositoryModelLoadResponse]]:
+        """Triton's model repository extension: load (or reload) a model."""
+
+    @_abc_1.abstractmethod
+    def RepositoryModelUnload(
+        self,
+        request: _grpc_predict_v2_pb2.RepositoryModelUnloadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_grpc_predict_v2_pb2.RepositoryModelUnloadResponse, _abc.Awaitable[_grpc_predict_v2_pb2.RepositoryModelUnloadResponse]]:
+        """Triton's model repository extension: unload a model."""
+
+    @_abc_1.abstractmethod
+    def ModelStatistics(
+        self,
+        request: _grpc_predict_v2_pb2.ModelStatisticsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_grpc_predict_v2_pb2.ModelStatisticsResponse, _abc.Awaitable[_grpc_predict_v2_pb2.ModelStatisticsResponse]]:
+        """Triton's statistics extension: per-model (version) inference counts and durations."""
 
 def add_GRPCInferenceServiceServicer_to_server(servicer: GRPCInferenceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
