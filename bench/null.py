@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from service.cli import die_with_parent
 from service.launcher import free_port, stop_process
+from service.lifetime import die_with_parent
 
 __all__ = ["running_null"]
 

@@ -34,8 +34,8 @@ from bench._load_plots import plot_overload
 from bench._models import model_repository
 from bench._proc import RssSampler, tree_rss_bytes
 from bench._stats import environment, markdown_table, mb, percentile_ms
-from service.cli import run_event_loop
 from service.launcher import RunningService, running_service
+from service.lifetime import run_event_loop
 
 __all__ = ["OverloadPlan", "OverloadReport", "main", "measure", "service_flags"]
 

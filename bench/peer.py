@@ -18,8 +18,8 @@ from pathlib import Path
 
 import httpx
 
-from service.cli import die_with_parent
 from service.launcher import REPO, free_port, stop_process, wait_until_ready
+from service.lifetime import die_with_parent
 
 __all__ = ["MLSERVER_BATCHING", "Peer", "running_mlserver"]
 

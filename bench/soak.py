@@ -28,8 +28,8 @@ from bench._models import model_repository
 from bench._proc import tree_rss_bytes
 from bench._soak_requests import RequestMix
 from bench._stats import environment, markdown_table, mb, percentile_ms
-from service.cli import run_event_loop
 from service.launcher import RunningService, running_service
+from service.lifetime import run_event_loop
 
 __all__ = ["SoakPlan", "SoakReport", "main", "measure"]
 

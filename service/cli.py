@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -15,33 +13,14 @@ from pydantic_settings import CliApp
 from service.cpus import usable_cpus
 from service.errors import ModelLoadError
 from service.execution import ThreadPlan, plan_threads
+from service.lifetime import die_with_parent, run_event_loop
 from service.logs import configure_logging
 from service.settings import Settings
 
-__all__ = ["die_with_parent", "main", "run_event_loop", "serve_here"]
+__all__ = ["main", "serve_here"]
 
 log = logging.getLogger("service")
 T = TypeVar("T")
-
-
-def die_with_parent(signum: int = signal.SIGTERM) -> None:
-    """Ask Linux to send this process ``signum`` when its parent dies (no-op elsewhere), so
-    that no server outlives whatever started it."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signum)  # PR_SET_PDEATHSIG
-
-
-def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
-    """Run ``main`` on uvloop where it is installed (a faster event loop for both
-    transports), else on asyncio's own."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(main)
 
 
 async def serve_here(

@@ -12,6 +12,7 @@ __all__ = [
     "DeadlineExceededError",
     "InferenceFailedError",
     "InvalidInputError",
+    "ModelControlError",
     "ModelLoadError",
     "NotFoundError",
     "OverloadedError",
@@ -93,6 +94,14 @@ class InferenceFailedError(ServiceError):
 
     def __init__(self) -> None:
         super().__init__("inference failed")
+
+
+class ModelControlError(ServiceError):
+    """A model-repository request (load, unload) cannot be carried out: the control mode does
+    not allow it, or the model could not be loaded (the message says why; what served before
+    still serves)."""
+
+    code = "failed_precondition"
 
 
 class ModelLoadError(Exception):

@@ -6,12 +6,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import uvicorn
 
+from service.control import (
+    CONTROL_DIR,
+    ControlMode,
+    LocalOrders,
+    ModelControl,
+    ModelManager,
+    SharedOrders,
+)
 from service.dataplane import DataPlane
 from service.execution import Executor, ModelProcessConfig, ThreadPlan
 from service.grpc import GrpcServer
@@ -27,23 +37,31 @@ log = logging.getLogger(__name__)
 
 
 async def start_dataplane(settings: Settings, plan: ThreadPlan) -> DataPlane:
-    """Start the model processes (which load every model, raising
-    :class:`~service.errors.ModelLoadError` if one cannot be served) and the data plane."""
+    """Start the model processes, load every model the repository's policies select (raising
+    :class:`~service.errors.ModelLoadError` if one cannot be served), and the data plane with
+    its model control."""
     config = ModelProcessConfig(
-        settings.model_repository,
-        settings.device,
-        plan.intra_op_threads,
-        settings.batching_defaults(),
-        settings.log_level,
-        settings.log_format,
+        settings.device, plan.intra_op_threads, settings.log_level, settings.log_format
     )
-    executor, models = await Executor.start(config, plan)
-    return DataPlane(
-        ModelRepository(models),
-        Telemetry(),
-        executor,
-        max_request_rows=settings.max_request_rows,
+    executor = await Executor.start(config, plan)
+    telemetry = Telemetry()
+    repository = ModelRepository()
+    manager = ModelManager(
+        settings.model_repository, settings.batching_defaults(), executor, telemetry, repository
     )
+    shared = os.environ.get(CONTROL_DIR)
+    orders = SharedOrders(Path(shared), settings.workers) if shared else LocalOrders()
+    control = ModelControl(
+        manager, ControlMode(settings.model_control_mode), settings.poll_interval_seconds, orders
+    )
+    try:
+        await control.start()
+    except BaseException:
+        await control.stop()
+        await manager.stop()
+        await executor.stop()
+        raise
+    return DataPlane(control, telemetry, executor, max_request_rows=settings.max_request_rows)
 
 
 class _RestServer(uvicorn.Server):

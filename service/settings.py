@@ -42,6 +42,15 @@ class Settings(BaseSettings, BatchingOptions):
     model_repository: Path = Field(
         Path("models"), description="Folder laid out as <model>/<version>/model.onnx."
     )
+    model_control_mode: Literal["none", "poll", "explicit"] = Field(
+        "poll", description="poll: watch the repository and serve what appears, changes or "
+        "goes (a label move or a new export needs no restart); explicit: only the repository "
+        "API loads and unloads; none: serve what start-up found (docs/model-lifecycle.md).",
+    )  # fmt: skip
+    poll_interval_seconds: float = Field(
+        1.0, ge=0.05, le=3600, description="How often poll mode looks at the repository; a "
+        "version is loaded once its model.onnx is unchanged across two looks.",
+    )  # fmt: skip
     host: str = Field("127.0.0.1", description="Interface to bind (0.0.0.0 in the container).")
     http_port: int = Field(8000, ge=0, le=65535, description="REST port.")
     grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port.")

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+
+if TYPE_CHECKING:
+    from service.batching import RunTimes
 
 __all__ = ["MULTIPROCESS_DIR", "ModelMetrics", "Telemetry"]
 
@@ -43,8 +47,9 @@ class ModelMetrics:
             self._wait.observe(wait)
         self._rows.observe(rows)
 
-    def ran(self, seconds: float) -> None:
-        self._run.observe(seconds)
+    def finished(self, waits: Sequence[float], rows: int, times: RunTimes | None) -> None:
+        if times is not None:
+            self._run.observe(times.total)
 
 
 class Telemetry:
@@ -108,12 +113,50 @@ class Telemetry:
             multiprocess_mode="max",
             registry=self.registry,
         )
+        self.version_state = Gauge(
+            "service_model_version_state",
+            "1 for each model version's current state (LOADING, READY, UNLOADING, FAILED), "
+            "0 for the others.",
+            ["model", "version", "state"],
+            multiprocess_mode="max",
+            registry=self.registry,
+        )
+        self.load_duration = Histogram(
+            "service_model_load_duration_seconds",
+            "Time to load and warm up a model version in every model process.",
+            ["model"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+            registry=self.registry,
+        )
+        self.load_failures = Counter(
+            "service_model_load_failures",
+            "Model versions that could not be loaded (the old version, if any, kept serving).",
+            ["model", "version"],
+            registry=self.registry,
+        )
 
     def model_loaded(
         self, model: str, version: int, provider: str, metadata: Mapping[str, str]
     ) -> None:
         """Record a loaded model version."""
         self.model_info.labels(model, str(version), provider, metadata.get("dataset", "")).set(1)
+
+    def model_unloaded(
+        self, model: str, version: int, provider: str, metadata: Mapping[str, str]
+    ) -> None:
+        """Record that a model version is no longer loaded."""
+        self.model_info.labels(model, str(version), provider, metadata.get("dataset", "")).set(0)
+
+    def version_state_changed(self, model: str, version: int, state: str | None) -> None:
+        """Record a version's new state (``None``: gone)."""
+        for known in ("LOADING", "READY", "UNLOADING", "FAILED"):
+            self.version_state.labels(model, str(version), known).set(int(known == state))
+
+    def load_finished(self, model: str, version: int, seconds: float, ok: bool) -> None:
+        """Record one load of a model version (every model process), ``ok`` or failed."""
+        self.load_duration.labels(model).observe(seconds)
+        if not ok:
+            self.load_failures.labels(model, str(version)).inc()
 
     def batching(self, model: str, version: int) -> ModelMetrics:
         """The metrics one model version's batcher reports to."""

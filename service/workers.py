@@ -5,9 +5,10 @@ one Python event loop tops out well below what two cores can serve, and the gRPC
 per request is what limits it. The supervisor binds the REST socket once and hands it to every
 worker (the workers accept from one queue); gRPC cannot share a bound socket, so each worker
 binds the gRPC port with ``SO_REUSEPORT`` while the supervisor holds it reserved. Metrics are
-summed over the workers (prometheus_client's multiprocess mode). SIGTERM or SIGINT drains every
-worker; if a worker dies on its own, the supervisor stops the rest and exits 1, so that the
-process manager above (Docker, Kubernetes) restarts the whole service.
+summed over the workers (prometheus_client's multiprocess mode); model load and unload orders
+reach every worker through a shared control folder (``service.control.orders``). SIGTERM or
+SIGINT drains every worker; if a worker dies on its own, the supervisor stops the rest and
+exits 1, so that the process manager above (Docker, Kubernetes) restarts the whole service.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
+from service.control.orders import CONTROL_DIR
 from service.errors import ModelLoadError
 from service.execution import ThreadPlan
 from service.listeners import bind_http_socket, reserve_grpc_port
@@ -44,7 +46,7 @@ def _worker(
     settings: Settings, plan: ThreadPlan, http_socket: socket.socket, ready: Connection
 ) -> None:
     """One worker process: the same start-up as a single-process service."""
-    from service.cli import die_with_parent, run_event_loop
+    from service.lifetime import die_with_parent, run_event_loop
     from service.logs import configure_logging
     from service.server import serve, start_dataplane
 
@@ -85,6 +87,8 @@ def run_workers(settings: Settings, plan: ThreadPlan) -> int:
     settings = settings.model_copy(update={"grpc_port": grpc_port})
     metrics_dir = tempfile.mkdtemp(prefix="service-metrics-")
     os.environ[MULTIPROCESS_DIR] = metrics_dir  # read by prometheus_client in each worker
+    control_dir = tempfile.mkdtemp(prefix="service-control-")
+    os.environ[CONTROL_DIR] = control_dir  # read by each worker's model control
     stopping: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -109,8 +113,9 @@ def run_workers(settings: Settings, plan: ThreadPlan) -> int:
             signal.signal(signum, handler)
         http_socket.close()
         grpc_guard.close()
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-        os.environ.pop(MULTIPROCESS_DIR, None)
+        for folder, variable in ((metrics_dir, MULTIPROCESS_DIR), (control_dir, CONTROL_DIR)):
+            shutil.rmtree(folder, ignore_errors=True)
+            os.environ.pop(variable, None)
 
 
 def _supervise(

@@ -16,11 +16,12 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import partial
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 from service.batching.config import BatchingOptions
+from service.batching.observer import BatchObserver, RunTimes
 from service.errors import (
     DeadlineExceededError,
     InferenceFailedError,
@@ -28,7 +29,7 @@ from service.errors import (
     UnavailableError,
 )
 
-__all__ = ["BatchObserver", "DynamicBatcher"]
+__all__ = ["DynamicBatcher", "RunBatch"]
 
 log = logging.getLogger(__name__)
 
@@ -36,28 +37,20 @@ Request = TypeVar("Request")
 Result = TypeVar("Result")
 
 
-class BatchObserver(Protocol):
-    """Where the batcher reports what it does (the service's metrics)."""
-
-    def queue_depth(self, waiting: int) -> None: ...
-    def rejected(self) -> None: ...
-    def dispatched(self, waits: Sequence[float], rows: int) -> None: ...
-    def ran(self, seconds: float) -> None: ...
-
-
 class _Item(Generic[Request, Result]):
-    __slots__ = ("deadline_timer", "enqueued", "future", "request", "rows")
+    __slots__ = ("deadline_timer", "enqueued", "future", "request", "rows", "waited")
 
     def __init__(
         self, request: Request, rows: int, future: asyncio.Future[Result], enqueued: float
     ) -> None:
         self.request, self.rows, self.future, self.enqueued = request, rows, future, enqueued
         self.deadline_timer: asyncio.TimerHandle | None = None
+        self.waited = 0.0
 
 
-RunBatch = Callable[[list[Request]], "asyncio.Future[tuple[list[Result], float]]"]
+RunBatch = Callable[[list[Request]], "asyncio.Future[tuple[list[Result], RunTimes]]"]
 """Starts a model run on the requests of one batch, in order; its future gives one result per
-request and the run's duration in seconds."""
+request and where the run's time went."""
 
 
 class DynamicBatcher(Generic[Request, Result]):
@@ -89,11 +82,18 @@ class DynamicBatcher(Generic[Request, Result]):
         self._timer_due = 0.0
         self._closing = False
         self._idle: asyncio.Event | None = None
+        self.last_submit = time.monotonic()
+        """When a request last arrived (``time.monotonic()``): retirement waits for quiet."""
 
     @property
     def waiting(self) -> int:
         """Requests queued and not yet in a model run."""
         return self._waiting
+
+    @property
+    def closing(self) -> bool:
+        """:meth:`close` was called: new requests are refused."""
+        return self._closing
 
     async def submit(self, request: Request, rows: int, *, deadline: float | None = None) -> Result:
         """The result of ``request`` (``rows`` rows), computed in a batch with others.
@@ -106,6 +106,7 @@ class DynamicBatcher(Generic[Request, Result]):
         if self._closing:
             raise UnavailableError(f"model {self.name} is shutting down")
         self.check_room()
+        self.last_submit = time.monotonic()
         loop = asyncio.get_running_loop()
         item: _Item[Request, Result] = _Item(request, rows, loop.create_future(), time.monotonic())
         self._queue.append(item)
@@ -211,7 +212,8 @@ class DynamicBatcher(Generic[Request, Result]):
         for item in batch:
             if item.deadline_timer is not None:
                 item.deadline_timer.cancel()
-            waits.append(now - item.enqueued)
+            item.waited = now - item.enqueued
+            waits.append(item.waited)
             item.enqueued = -1.0
         rows = sum(item.rows for item in batch)
         self._waiting -= len(batch)
@@ -225,14 +227,17 @@ class DynamicBatcher(Generic[Request, Result]):
     def _finish(
         self,
         batch: list[_Item[Request, Result]],
-        future: asyncio.Future[tuple[list[Result], float]],
+        future: asyncio.Future[tuple[list[Result], RunTimes]],
     ) -> None:
+        waits = [item.waited for item in batch]
+        rows = sum(item.rows for item in batch)
         try:
-            results, seconds = future.result()
-            self._observer.ran(seconds)
+            results, times = future.result()
             if len(results) != len(batch):
                 raise RuntimeError(f"the run returned {len(results)} results for {len(batch)}")
+            self._observer.finished(waits, rows, times)
         except Exception as exc:
+            self._observer.finished(waits, rows, None)
             log.exception(
                 "inference failed for model %s (batch of %d requests); failing only those",
                 self.name,

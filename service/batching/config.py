@@ -3,14 +3,9 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from pydantic import BaseModel, ConfigDict, Field
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from service.errors import ModelLoadError
-
-__all__ = ["BatchingOptions", "with_overrides"]
+__all__ = ["BatchingOptions"]
 
 
 class BatchingOptions(BaseModel):
@@ -41,22 +36,3 @@ class BatchingOptions(BaseModel):
         256, ge=1, le=1_000_000, description="Most requests waiting per model version; more are "
         "refused at once (HTTP 503 + Retry-After, gRPC RESOURCE_EXHAUSTED).",
     )  # fmt: skip
-
-
-def with_overrides(defaults: BatchingOptions, config_file: Path) -> BatchingOptions:
-    """``defaults`` updated by the JSON object in ``config_file`` when it exists; any unknown key
-    or invalid value is a :class:`~service.errors.ModelLoadError` naming the file."""
-    if not config_file.is_file():
-        return defaults
-    try:
-        overrides = json.loads(config_file.read_text())
-        if not isinstance(overrides, dict):
-            raise ValueError("expected a JSON object")
-        return BatchingOptions.model_validate({**defaults.model_dump(), **overrides})
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ModelLoadError(f"{config_file}: {problems}") from None
-    except ValueError as exc:  # also json.JSONDecodeError
-        raise ModelLoadError(
-            f"{config_file}: not a JSON object of batching options ({exc})"
-        ) from None

@@ -4,6 +4,7 @@ from service.activations import Activation
 from service.dataplane.messages import (
     FloatArray,
     Images,
+    IndexEntry,
     LossInput,
     LossOutcome,
     LossRequest,
@@ -21,6 +22,7 @@ __all__ = [
     "DataPlane",
     "FloatArray",
     "Images",
+    "IndexEntry",
     "LossInput",
     "LossOutcome",
     "LossRequest",

@@ -11,11 +11,12 @@ from service.activations import FloatArray
 from service.dataplane.options import PredictOptions
 from service.execution.runs import Images, TopClass
 from service.losses import LossResult
-from service.repository import ServedModel
+from service.repository import ServedModel, VersionStatus
 
 __all__ = [
     "FloatArray",
     "Images",
+    "IndexEntry",
     "LossInput",
     "LossOutcome",
     "LossRequest",
@@ -90,11 +91,23 @@ class LossOutcome:
 
 @dataclass(frozen=True)
 class ModelVersions:
-    """A served model's versions, ascending."""
+    """A served model's ready versions (ascending), the one that answers when none is named,
+    its labels, and every known version's state."""
 
     name: str
     versions: list[int]
+    latest: int
+    """The default version (the highest ready one the version policy selects)."""
+    labels: dict[str, int] = field(default_factory=dict)
+    states: list[VersionStatus] = field(default_factory=list)
 
-    @property
-    def latest(self) -> int:
-        return self.versions[-1]
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One line of the repository index: a model version and its state, or a model with no
+    loaded version (``version`` empty)."""
+
+    name: str
+    version: str
+    state: str
+    reason: str = ""

@@ -3,7 +3,9 @@ these methods, and encodes the result.
 
 It owns the business rules (row limits, readiness, activations, top-k, which loss runs on what)
 and the one executor all CPU work runs on; model runs go through each model version's
-:class:`~service.batching.DynamicBatcher`. It knows nothing of wire formats.
+:class:`~service.batching.DynamicBatcher`, which the model manager owns (versions come and go
+while the service runs); :attr:`DataPlane.models` is what is served and how it changes. It
+knows nothing of wire formats.
 """
 
 from __future__ import annotations
@@ -11,19 +13,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sized
-from functools import partial
 from typing import ParamSpec, TypeVar
 
 import numpy as np
 
-from service.batching import DynamicBatcher
+from service.control import ModelControl
+from service.dataplane.catalog import Catalog
 from service.dataplane.messages import (
     FloatArray,
     Images,
     LossOutcome,
     LossRequest,
     ModelImages,
-    ModelVersions,
     Prediction,
 )
 from service.dataplane.options import PredictOptions
@@ -32,7 +33,7 @@ from service.evaluate.metrics import classification_metrics
 from service.execution import Executor
 from service.execution.runs import ModelCall, ModelOutput, Postprocess
 from service.losses import compute_loss
-from service.repository import ModelRepository, ServedModel
+from service.repository import ServedModel
 from service.telemetry import Telemetry
 
 __all__ = ["INLINE_BYTES", "DataPlane"]
@@ -48,36 +49,25 @@ costs about as much as doing it."""
 
 
 class DataPlane:
-    """Predictions, losses, model metadata and health over one :class:`ModelRepository`."""
+    """Predictions, losses, model metadata and health over the models ``control`` serves."""
 
     def __init__(
         self,
-        repository: ModelRepository,
+        control: ModelControl,
         telemetry: Telemetry,
         executor: Executor,
         *,
         max_request_rows: int,
     ) -> None:
-        self.repository = repository
+        self.models = Catalog(control)
+        self.repository = control.manager.repository
         self.telemetry = telemetry
         self.executor = executor
         self.max_request_rows = max_request_rows
+        self._control = control
+        self._manager = control.manager
         self._ready = False
         self._admitting = True
-        self._batchers: dict[tuple[str, int], DynamicBatcher[ModelCall, ModelOutput]] = {
-            model.key: DynamicBatcher(
-                f"{model.name} version {model.version}",
-                partial(executor.run_batch, model.key),
-                executor.slots,
-                model.batching,
-                telemetry.batching(model.name, model.version),
-            )
-            for model in repository
-        }
-        models = list(repository)
-        self._sole = models[0] if len(models) == 1 else None
-        for model in repository:
-            telemetry.model_loaded(model.name, model.version, model.provider, model.metadata)
 
     # -- life cycle and health -----------------------------------------------------------
     def live(self) -> bool:
@@ -85,8 +75,9 @@ class DataPlane:
         return True
 
     def ready(self) -> bool:
-        """Models are loaded and warmed up, and the service is not shutting down."""
-        return self._ready
+        """Models are loaded and warmed up (at least one is served), and the service is not
+        shutting down."""
+        return self._ready and self._manager.ready()
 
     def set_ready(self, ready: bool) -> None:
         """Called by the server once it can take requests, and when it starts draining.
@@ -107,7 +98,8 @@ class DataPlane:
         most ``timeout`` seconds: a model run that never ends must not keep the process alive),
         then stop the executor, which fails whatever is still running."""
         self._ready = self._admitting = False
-        closing = asyncio.gather(*(batcher.close() for batcher in self._batchers.values()))
+        await self._control.stop()
+        closing = self._manager.stop()
         try:
             await asyncio.wait_for(closing, timeout)
         except TimeoutError:
@@ -116,12 +108,9 @@ class DataPlane:
 
     # -- models --------------------------------------------------------------------------
     def model(self, name: str | None = None, version: str | int | None = None) -> ServedModel:
-        """The served model ``name`` at ``version`` (latest by default)."""
+        """The served model ``name`` at ``version`` — a number or a label — (its default
+        version when ``None``)."""
         return self.repository.get(name, version)
-
-    def list_models(self) -> list[ModelVersions]:
-        """Every served model with its versions, by name."""
-        return [ModelVersions(n, self.repository.versions(n)) for n in self.repository.names()]
 
     # -- CPU work --------------------------------------------------------------------------
     async def offload(self, size: int, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -132,14 +121,16 @@ class DataPlane:
         return await self.executor.run(fn, *args, **kwargs)
 
     def sole_model(self) -> ServedModel | None:
-        """The served model version when there is exactly one (then every request is for it,
-        and a transport can check its queue before it decodes anything)."""
-        return self._sole
+        """The default version of the served model when there is exactly one (then a request
+        that names none is for it, and a transport can check its queue before it decodes
+        anything)."""
+        names = self.repository.names()
+        return self.repository.get(names[0]) if len(names) == 1 else None
 
     def check_room(self, model: ServedModel) -> None:
         """Raise :class:`OverloadedError` now if ``model``'s queue is full, before a transport
         spends time decoding a request for it."""
-        self._batchers[model.key].check_room()
+        self._manager.batcher(model).check_room()
 
     def check_rows(self, rows: int, field: str) -> None:
         """Raise :class:`RequestTooLargeError` when ``rows`` exceeds the per-request limit."""
@@ -166,7 +157,8 @@ class DataPlane:
                 field=field,
             )
         self.check_rows(len(images), field)
-        return await self._batchers[model.key].submit(call, len(images), deadline=deadline)
+        batcher = self._manager.batcher(model)
+        return await batcher.submit(call, len(images), deadline=deadline)
 
     async def infer(
         self,

@@ -20,7 +20,6 @@ import itertools
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -30,7 +29,7 @@ import numpy.typing as npt
 
 from service.evaluate.errors import EvaluationError
 
-__all__ = ["Batch", "Dataset", "DatasetSpec", "open_dataset"]
+__all__ = ["Batch", "Dataset", "DatasetSpec"]
 
 Images = npt.NDArray[np.uint8]
 Labels = npt.NDArray[np.int64]
@@ -136,7 +135,7 @@ class CifarBatches:
         raise ValueError(f"rows {start}..{stop} are outside 0..{self.size}")
 
 
-def _cifar_path(spec: DatasetSpec) -> Path | None:
+def cifar_path(spec: DatasetSpec) -> Path | None:
     from training.data import DatasetError, locate_cifar10
     from training.datasets import dataset_folder, is_generated
 
@@ -158,31 +157,6 @@ def _looks_cifar(path: Path) -> bool:
     from training.data import ARCHIVE_NAMES, FOLDER_NAME, META
 
     return any((path / name).exists() for name in (META, FOLDER_NAME, *ARCHIVE_NAMES))
-
-
-def open_dataset(
-    spec: DatasetSpec, model_classes: Sequence[str], image_shape: tuple[int, int, int]
-) -> Dataset:
-    """Open the dataset ``spec`` names for a model with these classes and image shape (an
-    image folder maps its folder names to class ids by them). Raises :class:`EvaluationError`
-    with the reason when it is missing or malformed."""
-    from service.evaluate.files import ImageFolder, NpzFile
-    from training.data import DatasetError
-
-    path = Path(spec.dataset)
-    try:
-        cifar = _cifar_path(spec)
-        if cifar is not None:
-            return CifarBatches(cifar, spec.split)
-        if path.suffix == ".npz":
-            return NpzFile(path)
-        return ImageFolder(path, model_classes, image_shape)
-    except DatasetError as exc:
-        raise EvaluationError(str(exc)) from None
-    except READ_ERRORS as exc:
-        raise EvaluationError(
-            f"{spec.dataset}: cannot be read ({type(exc).__name__}: {exc})"
-        ) from None
 
 
 def check_labels(labels: Labels, classes: int, where: str, first_row: int = 0) -> None:

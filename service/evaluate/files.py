@@ -11,10 +11,19 @@ import numpy as np
 import numpy.typing as npt
 
 from service.errors import InvalidInputError
-from service.evaluate.datasets import FORMS, Batch, as_batch
+from service.evaluate.datasets import (
+    FORMS,
+    READ_ERRORS,
+    Batch,
+    CifarBatches,
+    Dataset,
+    DatasetSpec,
+    as_batch,
+    cifar_path,
+)
 from service.evaluate.errors import EvaluationError
 
-__all__ = ["IMAGE_SUFFIXES", "ImageFolder", "NpzFile"]
+__all__ = ["IMAGE_SUFFIXES", "ImageFolder", "NpzFile", "open_dataset"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 IMAGE_KEYS, LABEL_KEYS = ("images", "x"), ("labels", "y")
@@ -186,3 +195,27 @@ class ImageFolder:
 
     def close(self) -> None:
         pass
+
+
+def open_dataset(
+    spec: DatasetSpec, model_classes: Sequence[str], image_shape: tuple[int, int, int]
+) -> Dataset:
+    """Open the dataset ``spec`` names for a model with these classes and image shape (an
+    image folder maps its folder names to class ids by them). Raises :class:`EvaluationError`
+    with the reason when it is missing or malformed."""
+    from training.data import DatasetError
+
+    path = Path(spec.dataset)
+    try:
+        cifar = cifar_path(spec)
+        if cifar is not None:
+            return CifarBatches(cifar, spec.split)
+        if path.suffix == ".npz":
+            return NpzFile(path)
+        return ImageFolder(path, model_classes, image_shape)
+    except DatasetError as exc:
+        raise EvaluationError(str(exc)) from None
+    except READ_ERRORS as exc:
+        raise EvaluationError(
+            f"{spec.dataset}: cannot be read ({type(exc).__name__}: {exc})"
+        ) from None

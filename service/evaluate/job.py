@@ -19,9 +19,9 @@ from service.evaluate.datasets import (
     Dataset,
     DatasetSpec,
     check_labels,
-    open_dataset,
 )
 from service.evaluate.errors import EvaluationError
+from service.evaluate.files import open_dataset
 from service.evaluate.metrics import Tally
 from service.evaluate.models import ModelSpec, Scorer, open_scorer
 from service.losses import compute_loss

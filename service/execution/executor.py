@@ -11,8 +11,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
-from service.errors import UnavailableError
-from service.execution.model_process import ModelProcess, ModelProcessConfig
+from service.batching import RunTimes
+from service.errors import ModelLoadError, UnavailableError
+from service.execution.model_process import LoadOrder, ModelProcess, ModelProcessConfig
 from service.execution.plan import ThreadPlan
 from service.execution.runs import BatchOutput, ModelCall, ModelOutput, pack, unpack
 from service.repository import ServedModel
@@ -31,50 +32,75 @@ class Executor:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cpu")
 
     @classmethod
-    async def start(
-        cls, config: ModelProcessConfig, plan: ThreadPlan
-    ) -> tuple[Executor, list[ServedModel]]:
-        """Start the model processes; the executor and the specs of the models they serve.
-        Raises :class:`~service.errors.ModelLoadError` if any process cannot load them."""
+    async def start(cls, config: ModelProcessConfig, plan: ThreadPlan) -> Executor:
+        """Start the model processes (empty: :meth:`load` gives them models). Raises
+        :class:`~service.errors.ModelLoadError` if any cannot start."""
         processes = [ModelProcess(config) for _ in range(plan.model_processes)]
         try:
-            specs = await asyncio.gather(*(process.start() for process in processes))
+            await asyncio.gather(*(process.start() for process in processes))
         except BaseException:
             await asyncio.gather(*(process.stop() for process in processes))
             raise
-        return cls(processes, plan.executor_threads), specs[0]
+        return cls(processes, plan.executor_threads)
 
     @property
     def slots(self) -> int:
         """How many model runs can be in flight at once."""
         return len(self._processes)
 
+    @property
+    def pids(self) -> list[int]:
+        """The model processes' pids."""
+        return [p.pid for p in self._processes if p.pid is not None]
+
     def on_model_process_exit(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` if a model process dies while the service runs."""
         for process in self._processes:
             process.on_exit = callback
 
+    async def load(self, order: LoadOrder) -> ServedModel:
+        """Load ``order`` in every model process; its spec. If any process cannot, the others
+        drop it again and :class:`~service.errors.ModelLoadError` says why."""
+        outcomes = await asyncio.gather(
+            *(process.load(order) for process in self._processes), return_exceptions=True
+        )
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        if failures:
+            await self.unload(order.instance)
+            if isinstance(failures[0], ModelLoadError):
+                raise failures[0]
+            raise ModelLoadError(f"{order.path}: {failures[0]}") from failures[0]
+        spec = outcomes[0]
+        assert isinstance(spec, ServedModel)
+        return spec
+
+    async def unload(self, instance: int) -> None:
+        """Drop ``instance`` from every model process (none of its batches may be running)."""
+        await asyncio.gather(
+            *(process.unload(instance) for process in self._processes), return_exceptions=True
+        )
+
     def run_batch(
-        self, key: tuple[str, int], calls: list[ModelCall]
-    ) -> asyncio.Future[tuple[list[ModelOutput], float]]:
+        self, instance: int, calls: list[ModelCall]
+    ) -> asyncio.Future[tuple[list[ModelOutput], RunTimes]]:
         """Run one batch of ``calls`` on an idle model process (callers keep at most
-        :attr:`slots` in flight); each call's output, and the run's seconds."""
+        :attr:`slots` in flight); each call's output, and where the run's time went."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[list[ModelOutput], float]] = loop.create_future()
+        future: asyncio.Future[tuple[list[ModelOutput], RunTimes]] = loop.create_future()
         process = next((p for p in self._processes if p.idle), None)
         if process is None:
             future.set_exception(UnavailableError("no model process is available"))
             return future
         batch = pack(calls)
 
-        def done(run: asyncio.Future[tuple[BatchOutput, float]]) -> None:
+        def done(run: asyncio.Future[BatchOutput]) -> None:
             if run.exception() is not None:
                 future.set_exception(run.exception())  # type: ignore[arg-type]
             else:
-                output, seconds = run.result()
-                future.set_result((unpack(batch, output), seconds))
+                output = run.result()
+                future.set_result((unpack(batch, output), output.times))
 
-        process.run(key, batch).add_done_callback(done)
+        process.run(instance, batch).add_done_callback(done)
         return future
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

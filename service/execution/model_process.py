@@ -12,15 +12,18 @@ batch never blocks its event loop. One batch is in flight per process.
 from __future__ import annotations
 
 import asyncio
+import gc
+import itertools
 import logging
 import math
 import pickle
+import queue
 import signal
 import socket
 import struct
 import subprocess
 import sys
-import time
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,10 +36,11 @@ import numpy.typing as npt
 from service.batching import BatchingOptions
 from service.errors import ModelLoadError, UnavailableError
 from service.execution.runs import Batch, BatchOutput, Message
+from service.lifetime import die_with_parent, release_freed_memory
 from service.logs import LogFormat
 from service.repository import ServedModel
 
-__all__ = ["ModelProcess", "ModelProcessConfig", "serve_models"]
+__all__ = ["LoadOrder", "ModelProcess", "ModelProcessConfig", "serve_models"]
 
 log = logging.getLogger(__name__)
 
@@ -79,23 +83,74 @@ def _send(connection: socket.socket, meta: object, arrays: list[npt.NDArray[Any]
 
 @dataclass(frozen=True)
 class ModelProcessConfig:
-    """What a model process needs to load the models."""
+    """What a model process needs to load models."""
 
-    repository: Path
     device: str
     intra_op_threads: int
-    batching: BatchingOptions
     log_level: str
     log_format: LogFormat
 
 
+@dataclass(frozen=True)
+class LoadOrder:
+    """Load ``path`` as model ``name`` version ``version``; its batches will name ``instance``
+    (a reloaded version is a new instance, so that the old one can finish its batches)."""
+
+    instance: int
+    name: str
+    version: int
+    path: Path
+    batching: BatchingOptions
+
+
+class _Loader:
+    """Loads models on a thread of their own, so that batches of the models already served
+    keep running meanwhile (onnxruntime gives up the GIL while it builds a session)."""
+
+    def __init__(self, config: ModelProcessConfig, reply: Callable[[object], None]) -> None:
+        from service.repository._runtime import providers_for, session_options
+
+        self._providers = providers_for(config.device)
+        self._options = session_options(config.intra_op_threads)
+        self._reply = reply
+        self._orders: queue.SimpleQueue[tuple[int, LoadOrder]] = queue.SimpleQueue()
+        self.models: dict[int, Any] = {}
+        threading.Thread(target=self._work, name="model-loader", daemon=True).start()
+
+    def submit(self, request: int, order: LoadOrder) -> None:
+        self._orders.put((request, order))
+
+    def _work(self) -> None:
+        from service.repository import load_model
+
+        while True:
+            request, order = self._orders.get()
+            try:
+                loaded = load_model(
+                    order.name, order.version, order.path, self._providers, self._options,
+                    order.batching,
+                )  # fmt: skip
+            except ModelLoadError as exc:
+                self._reply(("load_failed", request, str(exc)))
+            except Exception as exc:  # anything else a damaged file may provoke
+                self._reply(("load_failed", request, f"{order.path}: {exc}"))
+            else:
+                self.models[order.instance] = loaded
+                self._reply(("loaded", request, loaded.spec))
+                del loaded  # held by ``models`` alone, so that unloading frees it
+
+    def unload(self, instance: int) -> None:
+        """Drop the instance's session and hand its memory back."""
+        self.models.pop(instance, None)
+        gc.collect()
+        release_freed_memory()
+
+
 def serve_models(handle: int) -> None:
-    """The model process (``python -m service.execution FD``): load the models, report, then
-    run batches sent over the socket ``FD`` until told to stop (or the socket closes)."""
-    from service.cli import die_with_parent
+    """The model process (``python -m service.execution FD``): load and unload models when
+    told, and run batches sent over the socket ``FD`` until told to stop (or it closes)."""
     from service.execution.runs import run_batch
     from service.logs import configure_logging
-    from service.repository import load_models
 
     die_with_parent(signal.SIGKILL)
     # The serving process decides when to stop (it drains first); signals meant for it, such
@@ -104,36 +159,42 @@ def serve_models(handle: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     connection = socket.socket(fileno=handle)
     incoming = connection.makefile("rb")
+    sending = threading.Lock()
+
+    def reply(meta: object, arrays: list[npt.NDArray[Any]] | None = None) -> None:
+        with sending:
+            _send(connection, meta, arrays or [])
+
     try:
         config: ModelProcessConfig = _read(incoming)[0]
         configure_logging(config.log_level, config.log_format)
         try:
-            models = load_models(
-                config.repository,
-                device=config.device,
-                intra_op_threads=config.intra_op_threads,
-                batching=config.batching,
-            )
+            loader = _Loader(config, reply)
         except ModelLoadError as exc:
-            _send(connection, ("failed", str(exc)), [])
+            reply(("failed", str(exc)))
             return
-        _send(connection, ("ready", [model.spec for model in models]), [])
-        by_key = {model.spec.key: model for model in models}
+        reply(("started",))
         while True:
             meta, arrays = _read(incoming)
             if meta is None:
                 return
-            key, batch = meta
-            started = time.perf_counter()
+            if meta[0] == "load":
+                loader.submit(meta[1], meta[2])
+                continue
+            if meta[0] == "unload":
+                loader.unload(meta[2])
+                reply(("unloaded", meta[1]))
+                continue
+            _, instance, batch = meta
             try:
-                output = run_batch(by_key[key], Batch.from_message((batch, arrays)))
+                output = run_batch(loader.models[instance], Batch.from_message((batch, arrays)))
             except Exception:
                 # Not logged here: the serving process logs the failure once, with this
                 # traceback, naming the batch's model.
-                _send(connection, ("error", traceback.format_exc().rstrip()), [])
+                reply(("error", traceback.format_exc().rstrip()))
             else:
-                meta, arrays = output.to_message()
-                _send(connection, ("ok", time.perf_counter() - started, meta), arrays)
+                output_meta, output_arrays = output.to_message()
+                reply(("ok", output_meta), output_arrays)
     except (EOFError, BrokenPipeError, ConnectionResetError):
         pass  # the serving process is gone
 
@@ -170,6 +231,10 @@ class ModelProcess:
         self._process: subprocess.Popen[bytes] | None = None
         self._transport: asyncio.Transport | None = None
         self._pending: asyncio.Future[Any] | None = None
+        """The running batch's (or, while starting, the start-up report's) future."""
+        self._control: dict[int, asyncio.Future[Any]] = {}
+        """Load and unload orders awaiting their answer, by request number."""
+        self._requests = itertools.count()
         self._exited = asyncio.Event()
         self._stopping = False
         self.on_exit: Callable[[], None] | None = None
@@ -180,9 +245,13 @@ class ModelProcess:
         """No batch is running in it."""
         return self._pending is None and not self._exited.is_set()
 
-    async def start(self) -> list[ServedModel]:
-        """Start the process and wait until its models are loaded; their specs. Raises
-        :class:`ModelLoadError` with the process's reason if it cannot serve them."""
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    async def start(self) -> None:
+        """Start the process and wait until it is ready for orders. Raises
+        :class:`ModelLoadError` with the process's reason if it cannot run models."""
         ours, theirs = socket.socketpair()
         # A fresh interpreter rather than multiprocessing's spawn, which would re-run the
         # caller's main module (a script, a notebook, a test runner) in the child.
@@ -199,35 +268,57 @@ class ModelProcess:
         self._transport = transport
         transport.writelines(_frame(self._config, []))
         try:
-            kind, payload = await self._pending
-        except EOFError:
-            raise ModelLoadError("the model process exited while loading the models") from None
-        if kind == "failed":
+            report = await self._pending
+        except (EOFError, UnavailableError):
+            raise ModelLoadError("the model process exited while starting") from None
+        if report[0] == "failed":
             await self.stop()
-            raise ModelLoadError(payload)
-        specs: list[ServedModel] = payload
-        return specs
+            raise ModelLoadError(report[1])
 
-    def run(self, key: tuple[str, int], batch: Batch) -> asyncio.Future[tuple[BatchOutput, float]]:
-        """Run ``batch`` on model ``key``; its output and the run's seconds."""
+    async def _order(self, kind: str, payload: object) -> Any:
+        if self._transport is None or self._exited.is_set():
+            raise UnavailableError("the model process is not running")
+        request = next(self._requests)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._control[request] = future
+        self._transport.writelines(_frame((kind, request, payload), []))
+        return await future
+
+    async def load(self, order: LoadOrder) -> ServedModel:
+        """Load, warm up and keep ``order``'s model (on the process's loading thread, while
+        batches go on); its spec. Raises :class:`ModelLoadError` with the reason."""
+        kind, payload = await self._order("load", order)
+        if kind == "load_failed":
+            raise ModelLoadError(payload)
+        spec: ServedModel = payload
+        return spec
+
+    async def unload(self, instance: int) -> None:
+        """Drop a loaded instance (none of its batches may be running)."""
+        await self._order("unload", instance)
+
+    def run(self, instance: int, batch: Batch) -> asyncio.Future[BatchOutput]:
+        """Run ``batch`` on the loaded ``instance``; its output."""
         assert self._transport is not None
         assert self._pending is None
-        future: asyncio.Future[tuple[BatchOutput, float]] = (
-            asyncio.get_running_loop().create_future()
-        )
+        future: asyncio.Future[BatchOutput] = asyncio.get_running_loop().create_future()
         self._pending = future
         meta, arrays = batch.to_message()
-        self._transport.writelines(_frame((key, meta), arrays))  # buffered: never blocks
+        self._transport.writelines(_frame(("run", instance, meta), arrays))  # never blocks
         return future
 
     def _received(self, message: Message) -> None:
+        meta, arrays = message
+        if meta[0] in ("loaded", "load_failed", "unloaded"):
+            future = self._control.pop(meta[1], None)
+            if future is not None and not future.done():
+                future.set_result((meta[0], meta[2] if len(meta) > 2 else None))
+            return
         pending, self._pending = self._pending, None
         if pending is None or pending.done():
             return
-        meta, arrays = message
         if meta[0] == "ok":
-            _, seconds, output = meta
-            pending.set_result((BatchOutput.from_message((output, arrays)), seconds))
+            pending.set_result(BatchOutput.from_message((meta[1], arrays)))
         elif meta[0] == "error":
             pending.set_exception(RuntimeError(f"the model process failed: {meta[1]}"))
         else:  # the start-up report
@@ -236,10 +327,13 @@ class ModelProcess:
     def _ended(self) -> None:
         self._exited.set()
         pending, self._pending = self._pending, None
-        if pending is not None and not pending.done():
-            pending.set_exception(UnavailableError("the model process exited"))
+        waiting = [pending, *self._control.values()]
+        self._control.clear()
+        for future in waiting:
+            if future is not None and not future.done():
+                future.set_exception(UnavailableError("the model process exited"))
         if not self._stopping:
-            log.error("model process %s exited unexpectedly", self._process and self._process.pid)
+            log.error("model process %s exited unexpectedly", self.pid)
             if self.on_exit is not None:
                 self.on_exit()
 

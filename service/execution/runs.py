@@ -6,6 +6,7 @@ travel: plain metadata plus raw array buffers (pickling a numpy array costs ~30Ã
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -13,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.activations import Activation, FloatArray
+from service.batching import RunTimes
 from service.repository import LoadedModel, ServedModel
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "ModelCall",
     "ModelOutput",
     "Postprocess",
+    "RunTimes",
     "TopClass",
     "pack",
     "run_batch",
@@ -103,15 +106,17 @@ class BatchOutput:
     scored: list[bool]
     """Per call: whether its rows of :attr:`scores` hold its scores."""
     top_k: list[list[list[tuple[int, str, float]]] | None]
+    times: RunTimes
 
     def to_message(self) -> Message:
         arrays = [self.logits] if self.scores is None else [self.logits, self.scores]
-        return (self.scored, self.top_k), arrays
+        return (self.scored, self.top_k, tuple(self.times)), arrays
 
     @classmethod
     def from_message(cls, message: Message) -> BatchOutput:
-        (scored, top_k), arrays = message
-        return cls(arrays[0], arrays[1] if len(arrays) > 1 else None, scored, top_k)
+        (scored, top_k, times), arrays = message
+        scores = arrays[1] if len(arrays) > 1 else None
+        return cls(arrays[0], scores, scored, top_k, RunTimes(*times))
 
 
 def pack(calls: list[ModelCall]) -> Batch:
@@ -134,7 +139,11 @@ def _top_k(model: ServedModel, ranked: FloatArray, k: int) -> list[list[tuple[in
 
 def run_batch(model: LoadedModel, batch: Batch) -> BatchOutput:
     """Run ``model`` once over the batch's images and post-process each call's rows."""
-    logits = model.infer(batch.images)
+    started = time.perf_counter()
+    prepared = model.prepare(batch.images)
+    converted = time.perf_counter()
+    logits = model.run(prepared)
+    ran = time.perf_counter()
     bounds = _bounds(batch.sizes)
     posts = batch.postprocess
     scores: FloatArray | None
@@ -156,7 +165,8 @@ def run_batch(model: LoadedModel, batch: Batch) -> BatchOutput:
             continue
         ranked = scores[start:stop] if has and scores is not None else logits[start:stop]
         top_k.append(_top_k(model.spec, ranked, post.top_k))
-    return BatchOutput(logits, scores, scored, top_k)
+    times = RunTimes(converted - started, ran - converted, time.perf_counter() - ran)
+    return BatchOutput(logits, scores, scored, top_k, times)
 
 
 def unpack(batch: Batch, output: BatchOutput) -> list[ModelOutput]:

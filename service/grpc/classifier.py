@@ -159,8 +159,15 @@ class ClassifierServicer(pb_grpc.ClassifierServicer):
         return pb.ListModelsResponse(
             models=[
                 pb.ModelVersions(
-                    name=m.name, versions=[str(v) for v in m.versions], latest=str(m.latest)
+                    name=m.name,
+                    versions=[str(v) for v in m.versions],
+                    latest=str(m.latest),
+                    states=[
+                        pb.VersionState(version=str(s.version), state=s.state, reason=s.reason)
+                        for s in m.states
+                    ],
+                    labels={label: str(v) for label, v in m.labels.items()},
                 )
-                for m in self.plane.list_models()
+                for m in self.plane.models.served()
             ]
         )

@@ -1,5 +1,6 @@
 """The Open Inference Protocol (KServe V2), transport-neutral; REST and gRPC encode it."""
 
+from service.oip import repository
 from service.oip.protocol import (
     PROBABILITIES,
     InferInput,
@@ -23,5 +24,6 @@ __all__ = [
     "infer",
     "model_metadata",
     "model_ready",
+    "repository",
     "server_metadata",
 ]

@@ -21,7 +21,7 @@ from service import __version__
 from service.codecs import pixels
 from service.codecs.tensors import datatype_of
 from service.dataplane import DataPlane, PredictOptions
-from service.errors import InvalidInputError
+from service.errors import InvalidInputError, NotFoundError
 
 __all__ = [
     "PROBABILITIES",
@@ -94,8 +94,14 @@ def server_metadata(extensions: list[str]) -> dict[str, Any]:
 
 
 def model_ready(plane: DataPlane, name: str, version: str | None) -> bool:
-    """Whether the model (version) exists and the service is ready; unknown → NotFoundError."""
-    plane.model(name, version or None)
+    """Whether the model (version) is served and the service is ready: false for a model of the
+    repository that is not loaded (unloaded, or failed), as in Triton; unknown → NotFoundError."""
+    try:
+        plane.model(name, version or None)
+    except NotFoundError:
+        if name not in plane.repository.names() and plane.models.known(name):
+            return False  # known, not loaded
+        raise
     return plane.ready()
 
 

@@ -3,16 +3,72 @@
 from __future__ import annotations
 
 import logging
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from service.errors import ModelLoadError
 
-__all__ = ["CONFIG_FILE", "MODEL_FILE", "discover"]
+__all__ = ["CONFIG_FILE", "MODEL_FILE", "FileStamp", "ModelFiles", "discover", "scan"]
 
 MODEL_FILE = "model.onnx"
 CONFIG_FILE = "config.json"
 """Optional per-model settings beside the versions: ``<repository>/<model>/config.json``."""
 log = logging.getLogger(__name__)
+
+FileStamp = tuple[int, int, int]
+"""A file's inode, size and modification time (ns): what tells that it changed."""
+
+
+def _stamp(path: Path) -> FileStamp | None:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_ino, found.st_size, found.st_mtime_ns
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """One model's files as one look at the repository found them."""
+
+    name: str
+    folder: Path
+    versions: dict[int, FileStamp]
+    """Version → stamp of its ``model.onnx``."""
+    config: FileStamp | None
+    """Stamp of ``config.json``; ``None`` without one."""
+
+    def path(self, version: int) -> Path:
+        """The ONNX file of ``version``."""
+        return self.folder / str(version) / MODEL_FILE
+
+
+def scan(repository: Path) -> dict[str, ModelFiles]:
+    """Every model folder holding at least one ``<integer>/model.onnx``, by name (sorted), with
+    the stamps of its files; an unreadable or absent repository holds nothing."""
+    found: dict[str, ModelFiles] = {}
+    try:
+        folders = sorted(p for p in repository.iterdir() if p.is_dir())
+    except OSError:
+        return found
+    for folder in folders:
+        versions = {}
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            # ASCII digits only: isdigit() also accepts "²", which int() refuses.
+            if entry.name.isascii() and entry.name.isdigit() and len(entry.name) <= 18:
+                stamp = _stamp(entry / MODEL_FILE)
+                if stamp is not None:
+                    versions[int(entry.name)] = stamp
+        if versions:
+            found[folder.name] = ModelFiles(
+                folder.name, folder, dict(sorted(versions.items())), _stamp(folder / CONFIG_FILE)
+            )
+    return found
 
 
 def discover(repository: Path) -> dict[str, dict[int, Path]]:
@@ -27,20 +83,13 @@ def discover(repository: Path) -> dict[str, dict[int, Path]]:
             f"{repository}/<model>/<version>/{MODEL_FILE}; build one with "
             "'python -m training quickstart-model')"
         )
-    found: dict[str, dict[int, Path]] = {}
-    for model_dir in sorted(p for p in repository.iterdir() if p.is_dir()):
-        versions = {
-            int(v.name): v / MODEL_FILE
-            for v in model_dir.iterdir()
-            if v.is_dir() and v.name.isdigit() and (v / MODEL_FILE).is_file()
-        }
-        if versions:
-            found[model_dir.name] = dict(sorted(versions.items()))
-        elif not model_dir.name.startswith("."):
-            log.warning("skipping %s: no <version>/%s inside", model_dir, MODEL_FILE)
-    if not found:
+    models = scan(repository)
+    for folder in sorted(p for p in repository.iterdir() if p.is_dir()):
+        if folder.name not in models and not folder.name.startswith("."):
+            log.warning("skipping %s: no <version>/%s inside", folder, MODEL_FILE)
+    if not models:
         raise ModelLoadError(
             f"model repository {repository} holds no model (expected "
             f"{repository}/<model>/<version>/{MODEL_FILE})"
         )
-    return found
+    return {name: {v: files.path(v) for v in files.versions} for name, files in models.items()}

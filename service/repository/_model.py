@@ -63,6 +63,9 @@ class ServedModel:
     metadata: dict[str, str]
     provider: str
     batching: BatchingOptions
+    instance: int = 0
+    """Which load of this version it is: a reload is a new instance beside the old one, so
+    that the old can finish its batches while the new takes traffic."""
 
     @property
     def num_classes(self) -> int:
@@ -82,18 +85,27 @@ class LoadedModel:
     spec: ServedModel
     session: ort.InferenceSession = field(repr=False)
 
-    def infer(self, images: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
-        """Logits ``[N, C]`` for images ``[N, H, W, C]`` of 0–255 pixel values (any numeric
-        dtype; converted to what the model takes here, on the calling thread)."""
+    def prepare(self, images: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+        """Images ``[N, H, W, C]`` of 0–255 pixel values (any numeric dtype) as the model's
+        input tensor: scaled, laid out and typed as the model takes them."""
         spec = self.spec
         batch = images.astype(np.float32, copy=False)
         if spec.pixel_scale != 1.0:
             batch = batch * np.float32(spec.pixel_scale)
         if spec.layout == "NCHW":
             batch = batch.transpose(0, 3, 1, 2)
-        batch = np.ascontiguousarray(batch, dtype=spec.input_dtype)
-        (logits,) = self.session.run([spec.output.name], {spec.input.name: batch})
+        return np.ascontiguousarray(batch, dtype=spec.input_dtype)
+
+    def run(self, prepared: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
+        """Logits ``[N, C]`` of an input tensor made by :meth:`prepare`."""
+        spec = self.spec
+        (logits,) = self.session.run([spec.output.name], {spec.input.name: prepared})
         return np.asarray(logits, dtype=np.float32)
+
+    def infer(self, images: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
+        """Logits ``[N, C]`` for images ``[N, H, W, C]`` of 0–255 pixel values (any numeric
+        dtype; converted to what the model takes here, on the calling thread)."""
+        return self.run(self.prepare(images))
 
     def infer_parts(self, parts: Sequence[npt.NDArray[np.generic]]) -> npt.NDArray[np.float32]:
         """Logits for several requests' images in one model run, rows in order."""

@@ -12,9 +12,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from service.repository import ModelRepository
+from service.repository import LABEL, ModelRepository
 from service.rest.request_schemas import REF, request_schemas
-from service.rest.schemas import ErrorBody, V2ErrorBody
+from service.rest.schemas import CONTROL_BODIES, ErrorBody, V2ErrorBody
 from service.security.credentials import API_KEY_HEADER, is_open_http_path
 
 __all__ = ["REF", "body", "install_openapi", "ok", "responses"]
@@ -69,11 +69,16 @@ def ok(schema: str | None, media_type: str = "application/json") -> dict[int | s
 def install_openapi(
     app: FastAPI, repository: ModelRepository, max_rows: int, *, access_control: bool = False
 ) -> None:
-    """Make ``app.openapi()`` return the document, built on first use; with
+    """Make ``app.openapi()`` return the document, built on first use and again when the
+    served models change (their names and shapes are in the request schemas); with
     ``access_control``, every operation that needs a key says so and documents its 401."""
 
+    built = [-1]  # the repository generation the document describes
+
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
+        stale = built[0] != repository.generation and bool(repository.names())
+        if app.openapi_schema is None or stale:
+            built[0] = repository.generation
             document = get_openapi(
                 title=app.title,
                 version=app.version,
@@ -84,6 +89,8 @@ def install_openapi(
             _drop_undeclared_422(document)
             _version_parameters(document)
             document["components"]["schemas"].update(request_schemas(repository, max_rows))
+            for body in CONTROL_BODIES:
+                document["components"]["schemas"][body.__name__] = body.model_json_schema()
             if access_control:
                 _require_keys(document)
             app.openapi_schema = document
@@ -123,8 +130,8 @@ def _drop_undeclared_422(document: dict[str, Any]) -> None:
         document["components"]["schemas"].pop(name, None)
 
 
-VERSION_PATTERN = "^[0-9]+$"
-"""Model versions are whole numbers (the repository's folder names)."""
+VERSION_PATTERN = f"^([0-9]+|{LABEL.pattern})$"
+"""Model versions are whole numbers (the repository's folder names) or labels."""
 
 
 def _version_parameters(document: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from service.codecs.tensors import DATATYPES
 from service.dataplane import Activation
 from service.losses import LOSSES, REDUCTIONS
-from service.repository import ModelRepository
+from service.repository import LABEL, ModelRepository
 from service.rest.schemas import LossBody, PredictBody, PredictForm
 
 __all__ = ["REF", "request_schemas"]
@@ -77,7 +77,10 @@ def request_schemas(repository: ModelRepository, rows: int) -> dict[str, Any]:
     several = len(names) > 1
     model: dict[str, Any] = {"type": "string", "enum": names}
     version: dict[str, Any] = {
-        "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]*$"}]
+        "anyOf": [
+            {"type": "integer", "minimum": 0},
+            {"type": "string", "pattern": f"^([0-9]*|{LABEL.pattern})$"},
+        ]
     }
     common: dict[str, dict[str, Any]] = {"model": model, "version": version}
     schemas: dict[str, Any] = {}

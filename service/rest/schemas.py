@@ -166,10 +166,18 @@ class HealthStatus(BaseModel):
     status: str = Field(description="live or ready")
 
 
+class VersionStateBody(BaseModel):
+    version: str
+    state: str = Field(description="LOADING, READY, UNLOADING or FAILED")
+    reason: str = Field(description="Why it failed (or why a reload failed), else empty")
+
+
 class ModelVersionsBody(BaseModel):
     name: str
-    versions: list[str]
-    latest: str
+    versions: list[str] = Field(description="Ready versions, ascending")
+    latest: str = Field(description="The version that answers when none is named")
+    labels: dict[str, str] = Field(description="Version labels and the versions they name")
+    states: list[VersionStateBody] = Field(description="Every known version's state")
 
 
 class ModelList(BaseModel):
@@ -199,3 +207,34 @@ class ModelDescription(BaseModel):
     device: str
     batching: dict[str, Any]
     metadata: dict[str, Any]
+
+
+class RepositoryIndexBody(BaseModel):
+    """Triton's index request (an empty body is the same as ``{}``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    repository_name: str = Field("", description="Ignored: there is one repository.")
+    ready: bool = Field(False, description="Only the versions that are ready.")
+
+
+class ModelControlBody(BaseModel):
+    """Triton's load / unload request."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    repository_name: str = Field("", description="Ignored: there is one repository.")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Unload: unload_dependents (accepted, nothing depends on a model). Load: "
+        "none; a config override or file contents are refused.",
+    )
+
+
+class IndexEntryBody(BaseModel):
+    name: str
+    version: str = Field(description="Empty for a model with no version loaded")
+    state: str = Field(description="READY, LOADING, UNLOADING or UNAVAILABLE")
+    reason: str = Field(description="Why it is not ready, e.g. the load error")
+
+
+CONTROL_BODIES = (RepositoryIndexBody, ModelControlBody)
+"""Bodies that routes parse themselves (they are optional), added to the document's schemas."""

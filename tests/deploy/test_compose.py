@@ -99,6 +99,31 @@ def test_rest_and_grpc_answer(stack: Stack) -> None:
     np.testing.assert_allclose(logits, answer.json()["logits"], rtol=1e-5, atol=1e-5)
 
 
+def test_an_export_into_the_volume_is_served_without_a_restart(stack: Stack) -> None:
+    """The loop: a one-off export writes version 2 into the volume the server mounts read-only;
+    the running server (poll mode, the default) serves it; a label rolls ``stable`` back."""
+    url = f"http://127.0.0.1:{stack.http_port}"
+    started = stack.state("inference")["StartedAt"]
+    stack.compose("run", "--rm", "--no-deps", "train", "python", "-m", "training", "export",
+                  "--run", "/runs/quickstart", "--repository", "/models", "--name", "cifar10",
+                  timeout=300)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{url}/v2/models/cifar10/versions/2/ready").status_code != 200:
+        assert time.monotonic() < deadline, stack.logs()
+        time.sleep(0.5)
+    assert httpx.get(f"{url}/models/cifar10").json()["version"] == "2"
+    config = json.dumps({"labels": {"stable": 1}})
+    stack.compose("run", "--rm", "--no-deps", "--entrypoint", "sh", "train", "-c",
+                  f"echo '{config}' > /models/cifar10/config.json")  # fmt: skip
+    assert httpx.post(f"{url}/v2/repository/models/cifar10/load", timeout=60).status_code == 200
+    stable = httpx.get(f"{url}/v2/models/cifar10/versions/stable").json()
+    assert stable["versions"] == ["1", "2"]
+    answer = httpx.post(f"{url}/predict", json={"instances": [[[[0, 0, 0]] * 32] * 32],
+                                                "version": "stable"}, timeout=30)  # fmt: skip
+    assert answer.json()["model"]["version"] == "1", answer.text
+    assert stack.state("inference")["StartedAt"] == started  # no restart
+
+
 def test_a_second_up_keeps_the_model(stack: Stack) -> None:
     """The job trains only when the volume has no model: a restart of the stack reuses it."""
     stack.compose("up", "--detach")

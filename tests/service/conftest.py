@@ -3,6 +3,7 @@ process, and clients."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,10 @@ def repository_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
             metadata=meta,
             class_names=CLASSES,
         )
+    # Both versions served (the default policy serves the latest only), and a label.
+    (root / "cifar10" / "config.json").write_text(
+        json.dumps({"version_policy": "all", "labels": {"stable": 1}})
+    )
     write_linear_model(
         root / "xy" / "1" / "model.onnx", seed=3, input_name="x", output_name="y", classes=4
     )

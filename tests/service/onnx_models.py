@@ -96,3 +96,38 @@ def write_poisoned_model(path: Path, *, seed: int = 0) -> LinearModel:
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return reference
+
+
+def write_slow_model(path: Path, *, seed: int = 0, layers: int = 24) -> LinearModel:
+    """:func:`write_linear_model`'s classifier plus work that takes a while per run (a chain of
+    matrix products over the input, tiled 256 times, added to the logits times zero): a batch
+    stays in flight long enough for a test to act meanwhile. Same logits as the linear model."""
+    reference = write_linear_model(path, seed=seed)
+    model = onnx.load(str(path))
+    graph = model.graph
+    (output,) = [node for node in graph.node if node.op_type == "Add"]
+    output.output[0] = "linear_logits"
+    nodes = [
+        helper.make_node("Slice", ["scaled", "starts", "ends", "axes"], ["head"]),
+        helper.make_node("Tile", ["head", "repeats"], ["work_0"]),
+    ]
+    weights = np.eye(512, dtype=np.float32)
+    for layer in range(layers):
+        nodes.append(helper.make_node("MatMul", [f"work_{layer}", "chain"], [f"work_{layer + 1}"]))
+    nodes += [
+        helper.make_node("ReduceSum", [f"work_{layers}"], ["total"], keepdims=0),
+        helper.make_node("Mul", ["total", "zero"], ["nothing"]),
+        helper.make_node("Add", ["linear_logits", "nothing"], ["logits"]),
+    ]
+    graph.node.extend(nodes)
+    graph.initializer.extend([
+        numpy_helper.from_array(np.array([0], np.int64), "starts"),
+        numpy_helper.from_array(np.array([512], np.int64), "ends"),
+        numpy_helper.from_array(np.array([1], np.int64), "axes"),
+        numpy_helper.from_array(np.array([256, 1], np.int64), "repeats"),
+        numpy_helper.from_array(weights, "chain"),
+        numpy_helper.from_array(np.array(0, np.float32), "zero"),
+    ])  # fmt: skip
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return reference

@@ -1,4 +1,5 @@
-"""Imports run one way: transports → data plane → (batcher, execution, repository, numerics),
+"""Imports run one way: cli/server → transports → data plane → model control → (batcher,
+execution, repository, numerics), with no import cycle anywhere among the service's modules;
 and the client package imports no server module (a client machine needs grpcio, protobuf,
 httpx and numpy only)."""
 
@@ -24,9 +25,11 @@ LAYERS = {
     "service.batching": ("service.dataplane", "service.execution", "service.repository",
                          "service.rest", "service.grpc", "service.oip"),
     "service.execution": ("service.dataplane", "service.rest", "service.grpc", "service.oip",
-                          "service.server"),
+                          "service.server", "service.cli", "service.workers", "service.control"),
+    "service.control": ("service.dataplane", "service.rest", "service.grpc", "service.oip",
+                        "service.server", "service.cli", "service.workers"),
     "service.repository": ("service.dataplane", "service.execution", "service.rest",
-                           "service.grpc", "service.oip"),
+                           "service.grpc", "service.oip", "service.control", "service.cli"),
     "service.losses": ("service.dataplane", "service.repository", "service.batching",
                        "service.rest", "service.grpc", "service.oip"),
     "service.codecs": ("service.dataplane", "service.rest", "service.grpc", "service.oip"),
@@ -69,6 +72,71 @@ def test_imports_follow_the_layers(path: Path) -> None:
         else:
             strays = {i for i in imports if i.startswith(forbidden)}
         assert not strays, f"{module} imports {sorted(strays)}"
+
+
+def _resolve(name: str, modules: set[str]) -> str | None:
+    """The service module an imported name loads (``from a.b import c``: ``a.b``, or the
+    module ``a.b.c`` when there is one)."""
+    while name and name not in modules:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module → the service modules it imports (at module level or inside functions; the
+    packages a submodule's import runs first are not counted as edges)."""
+    modules = {module_name(p) for p in SOURCES}
+    graph: dict[str, set[str]] = {}
+    for path in SOURCES:
+        module = module_name(path)
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [f"{node.module}.{alias.name}" for alias in node.names]
+            for name in names:
+                target = _resolve(name, modules)
+                if target and target != module and target != "service":
+                    edges.add(target)
+        graph[module] = edges
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle of ``graph`` (modules in order), or ``[]``."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == 1:
+                return [*stack[stack.index(target) :], target]
+            if target not in state and (found := visit(target)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return []
+
+
+def test_no_import_cycle() -> None:
+    graph = import_graph()
+    assert find_cycle(graph) == []
+    assert "service.cli" not in graph["service.execution.model_process"]
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert find_cycle(graph) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) == []
 
 
 def test_the_layers_cover_what_they_should() -> None:

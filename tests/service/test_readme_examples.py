@@ -94,3 +94,29 @@ def test_grpc_and_open_inference_protocol_examples(tmp_path: Path) -> None:
             )
             assert done.returncode == 0, (command, done.stderr)
             assert "examples/images/" in done.stdout
+
+
+def test_model_lifecycle_examples(tmp_path: Path) -> None:
+    """The repository API's commands and Python snippet, against a polling service."""
+    write_linear_model(tmp_path / "cifar10" / "1" / "model.onnx")
+    commands = readme_commands("Model lifecycle")
+    (snippet,) = readme_blocks("Model lifecycle", "python")
+    with running_service(tmp_path) as service:
+        for command in commands:
+            command = command.replace("localhost:8000", f"127.0.0.1:{service.http_port}")
+            command = command.replace("localhost:50051", f"127.0.0.1:{service.grpc_port}")
+            if command.startswith("grpcurl"):
+                command = f"{Path(sys.executable).parent}/{command}"
+            done = subprocess.run(
+                ["bash", "-o", "pipefail", "-c", command], cwd=REPO, capture_output=True,
+                text=True, timeout=60,
+            )  # fmt: skip
+            assert done.returncode == 0, (command, done.stderr)
+            assert "cifar10" in done.stdout, (command, done.stdout)
+        code = snippet.replace("localhost:50051", f"127.0.0.1:{service.grpc_port}")
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, (code, done.stderr)
+        assert "READY" in done.stdout
+        assert "inference_count" in done.stdout or "model_stats" in done.stdout

@@ -44,8 +44,16 @@ def describe(plane: DataPlane, model: ServedModel) -> dict[str, Any]:
 async def list_models(request: Request) -> Response:
     plane: DataPlane = request.app.state.dataplane
     models = [
-        {"name": m.name, "versions": [str(v) for v in m.versions], "latest": str(m.latest)}
-        for m in plane.list_models()
+        {
+            "name": m.name,
+            "versions": [str(v) for v in m.versions],
+            "latest": str(m.latest),
+            "labels": {label: str(v) for label, v in m.labels.items()},
+            "states": [
+                {"version": str(s.version), "state": s.state, "reason": s.reason} for s in m.states
+            ],
+        }
+        for m in plane.models.served()
     ]
     return JSONResponse({"models": models})
 

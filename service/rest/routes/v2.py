@@ -19,7 +19,7 @@ __all__ = ["EXTENSIONS", "router"]
 router = APIRouter(
     prefix="/v2", tags=["open inference protocol (v2)"], default_response_class=Response
 )
-EXTENSIONS = ["binary_tensor_data"]
+EXTENSIONS = ["binary_tensor_data", *oip.repository.EXTENSIONS]
 
 _INFER_OK: dict[int | str, Any] = {
     200: {

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from service.batching import BatchingOptions, DynamicBatcher
+from service.batching import BatchingOptions, DynamicBatcher, RunTimes
 from service.errors import (
     DeadlineExceededError,
     InferenceFailedError,
@@ -39,8 +39,9 @@ class Observer:
     def dispatched(self, waits: Sequence[float], rows: int) -> None:
         self.batches.append((rows, list(waits)))
 
-    def ran(self, seconds: float) -> None:
-        self.runs.append(seconds)
+    def finished(self, waits: Sequence[float], rows: int, times: RunTimes | None) -> None:
+        if times is not None:
+            self.runs.append(times.total)
 
 
 class Model:
@@ -51,17 +52,18 @@ class Model:
         self.seconds = seconds
         self.runs: list[list[str]] = []
 
-    def __call__(self, requests: list[str]) -> asyncio.Future[tuple[list[str], float]]:
+    def __call__(self, requests: list[str]) -> asyncio.Future[tuple[list[str], RunTimes]]:
         self.runs.append(list(requests))
-        future: asyncio.Future[tuple[list[str], float]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[list[str], RunTimes]] = loop.create_future()
 
         def finish() -> None:
             if "fail" in requests:
                 future.set_exception(RuntimeError("the model broke"))
             elif "short" in requests:
-                future.set_result((["only one"], self.seconds))
+                future.set_result((["only one"], RunTimes(0.0, self.seconds, 0.0)))
             else:
-                future.set_result(([r.upper() for r in requests], self.seconds))
+                future.set_result(([r.upper() for r in requests], RunTimes(0.0, self.seconds, 0.0)))
 
         asyncio.get_running_loop().call_later(self.seconds, finish)
         return future

@@ -175,7 +175,7 @@ def test_loss_row_limit(served: InProcessService, plane: DataPlane) -> None:
 
 
 def test_model_listing(plane: DataPlane) -> None:
-    listed = {m.name: (m.versions, m.latest) for m in plane.list_models()}
+    listed = {m.name: (m.versions, m.latest) for m in plane.models.served()}
     assert listed == {"cifar10": ([1, 2], 2), "xy": ([1], 1)}
 
 

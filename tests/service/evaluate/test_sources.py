@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.evaluate.datasets import DatasetSpec, open_dataset
+from service.evaluate.datasets import DatasetSpec
 from service.evaluate.errors import EvaluationError
+from service.evaluate.files import open_dataset
 from service.evaluate.local_engine import LocalEngine
 from service.evaluate.runner import evaluate
 from tests.service.evaluate.conftest import make_job

@@ -46,6 +46,7 @@ from service._generated.inference import grpc_predict_v2_pb2 as v2
 from service._generated.inference import grpc_predict_v2_pb2_grpc as v2_grpc
 from service.codecs.tensors import DATATYPES
 from service.losses import LOSSES, REDUCTIONS
+from service.repository import LABEL
 from tests.service.grpc.proto_strategies import ODD_TEXT, messages
 from tests.service.helpers import MAX_ROWS, InProcessService
 from tests.service.onnx_models import LinearModel
@@ -398,17 +399,22 @@ def _not_in(values: frozenset[str]) -> st.SearchStrategy[str]:
 
 
 def _unknown_versions() -> st.SearchStrategy[str]:
-    return st.one_of(st.integers(3, 10**30).map(str), st.sampled_from(["0", "00", "3"]))
+    """Whole numbers no model has, and labels no model has."""
+    return st.one_of(
+        st.integers(3, 10**30).map(str), st.sampled_from(["0", "00", "3", "v1", "canary"])
+    )
 
 
 def _malformed_versions() -> st.SearchStrategy[str]:
-    """Versions that are not whole numbers (non-ASCII digits included)."""
+    """Versions that are neither whole numbers (non-ASCII digits included) nor labels."""
     return st.one_of(
-        st.sampled_from(["-1", "+1", "1.0", "v1", " 1", "1 ", "1e3", "0x1", "²", "١", "𝟏", "½"]),
+        st.sampled_from(["-1", "+1", "1.0", "_v1", " 1", "1 ", "1e3", "0x1", "²", "١", "𝟏", "½"]),
         st.text(st.characters(categories=["Nd", "No"]), min_size=1, max_size=5).filter(
             lambda text: not text.isascii()
         ),
-        st.text(min_size=1, max_size=10).filter(lambda text: not text.isdecimal()),
+        st.text(min_size=1, max_size=10).filter(
+            lambda text: not text.isdecimal() and not LABEL.fullmatch(text)
+        ),
     )
 
 
@@ -765,6 +771,39 @@ def v2_metadata_unknown(draw: st.DrawFn) -> Case:
         return Case(method, (build(name=draw(_not_in(SERVED_NAMES))),), NOT_FOUND)
     name = draw(st.sampled_from(sorted(SERVED_NAMES)))
     return Case(method, (build(name=name, version=draw(_unknown_versions())),), NOT_FOUND)
+
+
+@mutation("repository: load, unload and statistics of any model")
+def repository_control(draw: st.DrawFn) -> Case:
+    method = draw(
+        st.sampled_from(["RepositoryModelLoad", "RepositoryModelUnload", "ModelStatistics"])
+    )
+    name = draw(st.one_of(_not_in(SERVED_NAMES), st.sampled_from(sorted(SERVED_NAMES))))
+    served = name in SERVED_NAMES
+    if method == "ModelStatistics":
+        version = draw(st.one_of(st.just(""), _unknown_versions()))
+        if not name:  # every model's, and a version needs a model
+            expect = INVALID if version else OK
+        else:
+            expect = OK if served and not version else NOT_FOUND
+        return Case(method, (v2.ModelStatisticsRequest(name=name, version=version),), expect)
+    if method == "RepositoryModelUnload":  # the served fixture polls: unloading is refused
+        request = v2.RepositoryModelUnloadRequest(model_name=name)
+        refused = frozenset({Code.FAILED_PRECONDITION})
+        return Case(method, (request,), refused if served else refused | NOT_FOUND)
+    load = v2.RepositoryModelLoadRequest(model_name=name)
+    if draw(st.booleans()):
+        load.parameters["config"].string_param = draw(st.text(max_size=20))
+        return Case(method, (load,), INVALID)
+    return Case(method, (load,), OK if served else NOT_FOUND)
+
+
+@mutation("repository: the index, ready or not")
+def repository_index(draw: st.DrawFn) -> Case:
+    request = v2.RepositoryIndexRequest(
+        repository_name=draw(st.text(max_size=10)), ready=draw(st.booleans())
+    )
+    return Case("RepositoryIndex", (request,), OK)
 
 
 @mutation("v2 ModelMetadata/ModelReady: version not a whole number")
@@ -1286,7 +1325,9 @@ def test_the_requests_mutations_start_from_succeed(
 
 
 def test_mutations_cover_every_rpc_with_fields() -> None:
-    covered = {"StreamPredict", "Predict", "Loss", "ModelInfer", "ModelMetadata", "ModelReady"}
+    covered = {"StreamPredict", "Predict", "Loss", "ModelInfer", "ModelMetadata", "ModelReady",
+               "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload",
+               "ModelStatistics"}  # fmt: skip
     with_fields = {name for name, method in METHODS.items() if method.input_type.fields}
     assert with_fields <= covered
     assert len(MUTATIONS) >= 20

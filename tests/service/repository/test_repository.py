@@ -10,18 +10,37 @@ import pytest
 
 from service.batching import BatchingOptions
 from service.errors import InvalidInputError, ModelLoadError, NotFoundError
-from service.repository import LoadedModel, ModelRepository, load_models
+from service.repository import (
+    CONFIG_FILE,
+    LoadedModel,
+    ModelRepository,
+    ServedModel,
+    discover,
+    load_model,
+    read_model_config,
+)
+from service.repository._runtime import providers_for, session_options
 from tests.service.helpers import CLASSES
 from tests.service.onnx_models import LinearModel, write_linear_model
 
 
 def _loaded(path: Path, device: str = "cpu", **batching: object) -> list[LoadedModel]:
+    """Every version found, loaded as a model process loads it, with its model's options."""
     defaults = BatchingOptions.model_validate(batching)
-    return load_models(path, device=device, intra_op_threads=1, batching=defaults)
+    providers, options = providers_for(device), session_options(1)
+    loaded = []
+    for name, versions in discover(path).items():
+        config = read_model_config(defaults, path / name / CONFIG_FILE)
+        for version, file in versions.items():
+            loaded.append(load_model(name, version, file, providers, options, config.batching))
+    return loaded
 
 
 def _load(path: Path, device: str = "cpu") -> ModelRepository:
-    return ModelRepository(model.spec for model in _loaded(path, device))
+    found: dict[str, list[ServedModel]] = {}
+    for model in _loaded(path, device):
+        found.setdefault(model.spec.name, []).append(model.spec)
+    return ModelRepository(found)
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +83,9 @@ def test_inference_matches_the_model_math(
     ("name", "version", "error", "message"),
     [
         ("nope", None, NotFoundError, r"model 'nope' is not served \(available: cifar10, xy\)"),
-        ("cifar10", "7", NotFoundError, r"has no version 7 \(available: 1, 2\)"),
-        ("cifar10", "latest", InvalidInputError, "version must be a whole number"),
+        ("cifar10", "7", NotFoundError, r"has no version 7 ready \(ready: 1, 2\)"),
+        ("cifar10", "canary", NotFoundError, r"no label 'canary' on a ready version"),
+        ("cifar10", "1.5", InvalidInputError, "version must be a whole number or a label"),
         (None, None, InvalidInputError, "model is required when several are served"),
     ],
 )
@@ -138,8 +158,11 @@ def test_batching_options_per_model(tmp_path: Path) -> None:
     [
         ('{"max_batch_size": 0}', "max_batch_size: Input should be greater than or equal to 1"),
         ('{"max_batchsize": 8}', "max_batchsize: Extra inputs are not permitted"),
-        ("[1]", "not a JSON object of batching options"),
-        ("{", "not a JSON object of batching options"),
+        ("[1]", "not a JSON object of model settings"),
+        ("{", "not a JSON object"),
+        ('{"version_policy": {"latest": 0}}', "version_policy must be"),
+        ('{"labels": {"9lives": 1}}', "must start with a letter"),
+        ('{"labels": {"stable": "one"}}', "must name a version number"),
     ],
 )
 def test_invalid_model_config(tmp_path: Path, config: str, message: str) -> None:

@@ -148,10 +148,12 @@ def test_loss_on_images_reports_metrics(
 
 def test_models_listing_and_metadata(client: Client) -> None:
     listing = client.get("/models").json()["models"]
+    ready = [{"version": "1", "state": "READY", "reason": ""}]
     assert listing == [
-        {"name": "cifar10", "versions": ["1", "2"], "latest": "2"},
-        {"name": "xy", "versions": ["1"], "latest": "1"},
-    ]
+        {"name": "cifar10", "versions": ["1", "2"], "latest": "2", "labels": {"stable": "1"},
+         "states": [*ready, {"version": "2", "state": "READY", "reason": ""}]},
+        {"name": "xy", "versions": ["1"], "latest": "1", "labels": {}, "states": ready},
+    ]  # fmt: skip
     meta = client.get("/models/cifar10").json()
     assert meta["version"] == "2"
     assert meta["inputs"] == [{"name": "images", "datatype": "FP32", "shape": [-1, 32, 32, 3]}]

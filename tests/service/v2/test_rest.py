@@ -62,7 +62,7 @@ def test_server_and_model_metadata(client: Client) -> None:
     assert client.get("/v2").json() == {
         "name": "cifar10-inference-service",
         "version": version("cifar10-inference-service"),
-        "extensions": ["binary_tensor_data"],
+        "extensions": ["binary_tensor_data", "model_repository", "statistics"],
     }
     meta = client.get("/v2/models/cifar10/versions/1").json()
     assert meta == {

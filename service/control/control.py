@@ -1,0 +1,140 @@
+"""Model control: when the model manager looks at the repository, and who may ask it to.
+
+* ``poll`` (the default): every ``poll_interval_seconds`` the repository is scanned and every
+  model reconciled, so an exported version is served without a restart; the load API rescans a
+  model at once (so a label move takes effect now), and unloading is refused (the next look
+  would load the files again).
+* ``explicit``: every model found is loaded at start-up; afterwards only the load and unload
+  API change what is served.
+* ``none``: what start-up loaded is served until the service stops; the API refuses both.
+
+Orders go through :mod:`service.control.orders`, so that every serving process applies them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from enum import StrEnum
+
+from service.control.manager import ModelManager
+from service.control.orders import Action, Orders
+from service.errors import ModelControlError, ModelLoadError, NotFoundError
+from service.repository import ModelFiles, VersionState, scan
+
+__all__ = ["ControlMode", "ModelControl"]
+
+log = logging.getLogger(__name__)
+
+
+class ControlMode(StrEnum):
+    """Triton's model-control modes."""
+
+    NONE = "none"
+    POLL = "poll"
+    EXPLICIT = "explicit"
+
+
+class ModelControl:
+    """Start-up loading, polling, and the load / unload orders (see the module docstring)."""
+
+    def __init__(
+        self, manager: ModelManager, mode: ControlMode, poll_interval: float, orders: Orders
+    ) -> None:
+        self.manager = manager
+        self.mode = mode
+        self._interval = poll_interval
+        self._orders = orders
+        self._previous: dict[str, ModelFiles] = {}
+        self._watching: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Load every model (raising :class:`~service.errors.ModelLoadError` if one cannot be
+        served, or if nothing is), then start polling and taking orders."""
+        root = self.manager.root
+        self._previous = scan(root)
+        await self.manager.start()
+        if not self.manager.ready():
+            raise ModelLoadError(
+                f"model repository {root}: no version is selected by any model's version_policy"
+            )
+        await self._orders.start(self._apply)
+        if self.mode is ControlMode.POLL:
+            self._watching = asyncio.get_running_loop().create_task(self._watch())
+
+    async def stop(self) -> None:
+        """Stop polling and taking orders (the manager stops separately)."""
+        if self._watching is not None:
+            self._watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watching
+        await self._orders.stop()
+
+    async def load(self, name: str) -> None:
+        """Load (or reload) ``name`` from the repository now, in every serving process."""
+        if self.mode is ControlMode.NONE:
+            raise ModelControlError(
+                "model control is off (model_control_mode none): models cannot be loaded"
+            )
+        await self._orders.order(name, "load")
+
+    async def unload(self, name: str) -> None:
+        """Unload every version of ``name`` (explicit mode only), after its requests finish."""
+        if self.mode is not ControlMode.EXPLICIT:
+            raise ModelControlError(
+                f"unloading needs model_control_mode explicit (it is {self.mode}: "
+                + ("the repository is polled, so its files decide; remove the model's folder "
+                   "to unload it)" if self.mode is ControlMode.POLL else "control is off)")
+            )  # fmt: skip
+        await self._orders.order(name, "unload")
+
+    async def _apply(self, name: str, action: Action) -> None:
+        """Carry out one order in this serving process."""
+        files = (await asyncio.to_thread(scan, self.manager.root)).get(name)
+        known = self.manager.versions_of(name)
+        if files is None and known is None:
+            raise NotFoundError(f"model {name!r} is not in the repository", field="model")
+        if known is None:
+            await self.manager.reconcile(name, None)  # registers it
+            known = self.manager.versions_of(name)
+            assert known is not None
+        known.wanted = action == "load"
+        known.failed.clear()  # an order to load retries what failed before
+        await self.manager.reconcile(name, files)
+        if action == "unload":
+            await self.manager.drained()
+            return
+        if files is None:
+            raise NotFoundError(f"model {name!r} is not in the repository", field="model")
+        failures = [
+            s for s in self.manager.statuses(name) if s.reason and s.version in known.desired
+        ]
+        if known.config_error:
+            raise ModelControlError(f"model {name!r}: {known.config_error}")
+        if failures:
+            failure = failures[0]
+            served = "; it keeps serving" if failure.state is VersionState.READY else ""
+            raise ModelControlError(
+                f"model {name!r} version {failure.version} failed to load{served}: {failure.reason}"
+            )
+        if not known.desired:
+            raise ModelControlError(f"model {name!r}: its version_policy selects no version")
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.look()
+            except Exception:  # a look must never end polling
+                log.exception("polling the model repository failed; trying again")
+
+    async def look(self) -> None:
+        """One look at the repository: reconcile every model with the files (a version counts
+        once its file is unchanged since the previous look)."""
+        files = await asyncio.to_thread(scan, self.manager.root)
+        previous, self._previous = self._previous, files
+        names = sorted(set(files) | set(self.manager.model_names()))
+        await asyncio.gather(
+            *(self.manager.reconcile(n, files.get(n), previous=previous.get(n)) for n in names)
+        )
