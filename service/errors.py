@@ -20,6 +20,7 @@ __all__ = [
     "ServiceError",
     "UnauthenticatedError",
     "UnavailableError",
+    "error_from_code",
 ]
 
 
@@ -102,6 +103,17 @@ class ModelControlError(ServiceError):
     still serves)."""
 
     code = "failed_precondition"
+
+
+def error_from_code(code: str, message: str, field: str | None = None) -> ServiceError:
+    """The error whose :attr:`~ServiceError.code` is ``code``, carrying ``message``: how an
+    error met in another process is raised again in this one (an unknown code is internal)."""
+    kinds = [ServiceError]
+    for kind in kinds:
+        if kind.code == code and kind.__init__ is ServiceError.__init__:
+            return kind(message, field=field)
+        kinds.extend(kind.__subclasses__())
+    return ServiceError(message, field=field)
 
 
 class ModelLoadError(Exception):

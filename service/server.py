@@ -139,6 +139,7 @@ async def serve(
     if rest.started and not stop.is_set():
         plane.set_ready(True)
         await grpc_server.set_serving(True)
+        plane.on_readiness_change(grpc_server.follow(plane.ready))
         host, port = http_socket.getsockname()[:2]
         scheme = "http" if security.tls is None else "https"
         log.info("REST listening on %s://%s:%d (docs at /docs)", scheme, host, port)

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 from enum import StrEnum
+from functools import partial
 
 from service.control.manager import ModelManager
 from service.control.orders import Action, Orders
@@ -48,6 +49,7 @@ class ModelControl:
         self._orders = orders
         self._previous: dict[str, ModelFiles] = {}
         self._watching: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Load every model (raising :class:`~service.errors.ModelLoadError` if one cannot be
@@ -69,6 +71,9 @@ class ModelControl:
             self._watching.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watching
+        for task in self._in_flight:
+            task.cancel()
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
         await self._orders.stop()
 
     async def load(self, name: str) -> None:
@@ -77,7 +82,7 @@ class ModelControl:
             raise ModelControlError(
                 "model control is off (model_control_mode none): models cannot be loaded"
             )
-        await self._orders.order(name, "load")
+        await self._order(name, "load")
 
     async def unload(self, name: str) -> None:
         """Unload every version of ``name`` (explicit mode only), after its requests finish."""
@@ -87,7 +92,17 @@ class ModelControl:
                 + ("the repository is polled, so its files decide; remove the model's folder "
                    "to unload it)" if self.mode is ControlMode.POLL else "control is off)")
             )  # fmt: skip
-        await self._orders.order(name, "unload")
+        await self._order(name, "unload")
+
+    async def _order(self, name: str, action: Action) -> None:
+        """Give the order; it runs to its end even when the caller stops waiting (a client's
+        deadline or disconnect): a load cut short would leave a session in the model processes
+        that nothing serves or frees, and a half-applied change of what serves."""
+        task = asyncio.get_running_loop().create_task(self._orders.order(name, action))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved
+        await asyncio.shield(task)
 
     async def _apply(self, name: str, action: Action) -> None:
         """Carry out one order in this serving process."""
@@ -95,13 +110,9 @@ class ModelControl:
         known = self.manager.versions_of(name)
         if files is None and known is None:
             raise NotFoundError(f"model {name!r} is not in the repository", field="model")
-        if known is None:
-            await self.manager.reconcile(name, None)  # registers it
-            known = self.manager.versions_of(name)
-            assert known is not None
-        known.wanted = action == "load"
-        known.failed.clear()  # an order to load retries what failed before
-        await self.manager.reconcile(name, files)
+        await self.manager.reconcile(name, files, wanted=action == "load")
+        known = self.manager.versions_of(name)
+        assert known is not None
         if action == "unload":
             await self.manager.drained()
             return
@@ -122,19 +133,30 @@ class ModelControl:
             raise ModelControlError(f"model {name!r}: its version_policy selects no version")
 
     async def _watch(self) -> None:
+        failing = ""
         while True:
             await asyncio.sleep(self._interval)
             try:
                 await self.look()
-            except Exception:  # a look must never end polling
-                log.exception("polling the model repository failed; trying again")
+            except Exception as exc:  # a look must never end polling
+                if str(exc) != failing:  # once, not every second
+                    log.exception("polling the model repository failed; serving as before")
+                failing = str(exc)
+            else:
+                if failing:
+                    log.info("polling the model repository works again")
+                failing = ""
 
     async def look(self) -> None:
         """One look at the repository: reconcile every model with the files (a version counts
         once its file is unchanged since the previous look)."""
-        files = await asyncio.to_thread(scan, self.manager.root)
+        files = await asyncio.to_thread(partial(scan, self.manager.root, complete=True))
         previous, self._previous = self._previous, files
         names = sorted(set(files) | set(self.manager.model_names()))
+        # A model new since the previous look has no settled version yet.
+        before = {
+            n: previous.get(n) or ModelFiles(n, self.manager.root / n, {}, None) for n in names
+        }
         await asyncio.gather(
-            *(self.manager.reconcile(n, files.get(n), previous=previous.get(n)) for n in names)
+            *(self.manager.reconcile(n, files.get(n), previous=before[n]) for n in names)
         )

@@ -17,6 +17,7 @@ import asyncio
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -72,6 +73,7 @@ class ModelManager:
         self._statistics: dict[tuple[str, int], VersionStatistics] = {}
         self._instances = itertools.count(1)
         self._retirements: set[asyncio.Task[None]] = set()
+        self._listeners: list[Callable[[], None]] = []
         self._stopped = False
 
     # -- what the data plane asks ------------------------------------------------------------
@@ -94,6 +96,10 @@ class ModelManager:
     def ready(self) -> bool:
         """At least one model is served (a service with nothing loaded is not ready)."""
         return bool(self.repository.names())
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every change of what serves or of a version's state."""
+        self._listeners.append(listener)
 
     def statistics(self, name: str, version: int) -> VersionStatistics | None:
         """The statistics of a loaded version."""
@@ -121,14 +127,20 @@ class ModelManager:
         *,
         previous: ModelFiles | None = None,
         strict: bool = False,
+        wanted: bool | None = None,
     ) -> None:
         """Bring model ``name`` in line with ``files`` (``None``: its folder is gone). With
-        ``previous`` (the look before), a version counts only once its file is unchanged
-        across both looks, so a half-copied file is never loaded."""
+        ``previous`` (the look before), a file counts only once it is unchanged across both
+        looks, so a half-copied file is never loaded, and a model or version must be missing
+        at both looks to be retired. ``wanted`` (an order): whether the model is to be served
+        from now on; an order also retries versions that failed before."""
         model = self._models.setdefault(name, ModelVersions(name))
         async with model.lock:
             if self._stopped:
                 return
+            if wanted is not None:
+                model.wanted = wanted
+                model.failed.clear()
             await self._reconcile(model, files, previous, strict)
 
     async def _reconcile(
@@ -138,14 +150,13 @@ class ModelManager:
         previous: ModelFiles | None,
         strict: bool,
     ) -> None:
-        complete: dict[int, FileStamp] = {}
+        if files is None and previous is not None and previous.versions:
+            return  # gone at this look only (a folder being swapped, a failed listing): wait
         if files is not None:
-            self._read_config(model, files, strict)
-            for version, stamp in files.versions.items():
-                loaded = model.serving.get(version)
-                settled = previous is None or previous.versions.get(version) == stamp
-                if settled or (loaded is not None and loaded.stamp == stamp):
-                    complete[version] = stamp
+            changing = previous is not None and previous.config != files.config
+            if model.config is None or not changing:  # a config.json being written waits too
+                self._read_config(model, files, strict)
+        complete = _complete(model, files, previous)
         config = model.config
         if files is None or config is None or not model.wanted:
             model.desired = set()
@@ -169,12 +180,17 @@ class ModelManager:
                 replaced.append(old)
         for version in [v for v in model.failed if v not in complete]:
             del model.failed[version]
-        # Versions no longer wanted leave once one that is wanted serves, or when none is.
-        keep = model.desired & set(model.serving) or (
-            set(model.serving) if model.desired else set()
-        )
+        labels = _labels(model, complete)
+        keep: set[int] = set()
+        if model.desired and config is not None:
+            # The policy over what serves: a version that failed to load is passed over, so a
+            # bad export never retires the version it was to replace. If nothing wanted could
+            # be loaded, what serves keeps serving.
+            available = set(complete) & set(model.serving)
+            keep = config.policy.select(available) | set(labels.values()) or set(model.serving)
         for version in [v for v in model.serving if v not in keep]:
             replaced.append(model.serving.pop(version))
+        model.labels = {label: v for label, v in labels.items() if v in model.serving}
         self._route(model)
         for instance in replaced:
             self._retire(model, instance)
@@ -197,7 +213,7 @@ class ModelManager:
         versions = [i.model for i in model.serving.values()]
         chosen = config.policy.select(model.serving) if config else set()
         default = max(chosen) if chosen else None
-        self.repository.route(model.name, versions, default, config.labels if config else {})
+        self.repository.route(model.name, versions, default, model.labels)
         self._publish(model)
 
     def _publish(self, model: ModelVersions) -> None:
@@ -206,8 +222,11 @@ class ModelManager:
         seen = {s.version for s in statuses}
         for status in statuses:
             self._telemetry.version_state_changed(model.name, status.version, status.state)
-        for version in model.failed.keys() - seen:
+        for version in model.published - seen:
             self._telemetry.version_state_changed(model.name, version, None)
+        model.published = seen
+        for listener in self._listeners:
+            listener()
 
     # -- loading -------------------------------------------------------------------------------
     async def _load(
@@ -269,7 +288,8 @@ class ModelManager:
 
     async def _drain(self, model: ModelVersions, instance: Instance) -> None:
         spec, batcher = instance.model, instance.batcher
-        while (idle := time.monotonic() - batcher.last_submit) < self._quiet:
+        retired = time.monotonic()
+        while (idle := time.monotonic() - max(batcher.last_submit, retired)) < self._quiet:
             await asyncio.sleep(self._quiet - idle)
         await batcher.close()  # runs what is queued, waits for what runs
         self._batchers.pop(spec.instance, None)
@@ -278,7 +298,6 @@ class ModelManager:
         if spec.version not in model.serving and spec.version not in model.retiring.values():
             self._statistics.pop((model.name, spec.version), None)
             self._telemetry.model_unloaded(model.name, spec.version, spec.provider, spec.metadata)
-            self._telemetry.version_state_changed(model.name, spec.version, None)
         self._publish(model)
         log.info("model %s version %d: unloaded", model.name, spec.version)
 
@@ -298,3 +317,33 @@ class ModelManager:
     def statuses(self, name: str) -> list[VersionStatus]:
         """Each known version of ``name`` with its state."""
         return self.repository.statuses(name)
+
+
+def _complete(
+    model: ModelVersions, files: ModelFiles | None, previous: ModelFiles | None
+) -> dict[int, FileStamp]:
+    """The versions whose file is complete: unchanged since the previous look (without one, as
+    it is). A serving version whose file is being rewritten, or is missing at this look only,
+    counts as the file it was loaded from."""
+    now = files.versions if files is not None else {}
+    before = previous.versions if previous is not None else {}
+    complete: dict[int, FileStamp] = {}
+    for version in sorted(set(now) | set(before)):
+        stamp, loaded = now.get(version), model.serving.get(version)
+        if stamp is not None and (previous is None or before.get(version) == stamp):
+            complete[version] = stamp
+        elif loaded is not None:
+            complete[version] = loaded.stamp
+    return complete
+
+
+def _labels(model: ModelVersions, complete: dict[int, FileStamp]) -> dict[str, int]:
+    """Each label's version: the one ``config.json`` names once it serves; until then — or if it
+    failed to load — the version the label pointed at, while that one is still complete."""
+    found = {}
+    for label, version in (model.config.labels if model.config else {}).items():
+        if version in model.serving:
+            found[label] = version
+        elif (old := model.labels.get(label)) is not None and old in complete:
+            found[label] = old
+    return found

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from service.errors import ModelControlError, NotFoundError, ServiceError, UnavailableError
+from service.errors import ServiceError, UnavailableError, error_from_code
 
 __all__ = ["CONTROL_DIR", "Action", "LocalOrders", "Orders", "SharedOrders"]
 
@@ -61,9 +61,6 @@ class LocalOrders:
         pass
 
 
-_ERRORS: dict[str, type[ServiceError]] = {"not_found": NotFoundError}
-
-
 class SharedOrders:
     """Orders shared by ``workers`` serving processes through ``folder``."""
 
@@ -74,7 +71,7 @@ class SharedOrders:
         self._orders = folder / "orders.jsonl"
         self._ack = folder / f"ack-{os.getpid()}.json"
         self._applied = 0
-        self._outcomes: dict[str, list[str]] = {}
+        self._outcomes: dict[str, list[str | None]] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, apply: Apply) -> None:
@@ -107,8 +104,7 @@ class SharedOrders:
         for ack in done:
             failure = ack.get("outcomes", {}).get(str(number))
             if failure:
-                kind, message = failure
-                raise _ERRORS.get(kind, ModelControlError)(message)
+                raise error_from_code(*failure)
 
     def _append(self, name: str, action: Action) -> int:
         with self._orders.open("a+") as file:
@@ -144,10 +140,14 @@ class SharedOrders:
             try:
                 await apply(order["model"], order["action"])
             except ServiceError as exc:
-                self._outcomes[str(order["number"])] = [exc.code, exc.message]
-            except Exception as exc:  # reported, never retried: the next order must not wait
+                self._outcomes[str(order["number"])] = [exc.code, exc.message, exc.field]
+            except Exception:  # reported, never retried: the next order must not wait
                 log.exception("applying model order %s failed", order)
-                self._outcomes[str(order["number"])] = ["internal", f"{type(exc).__name__}: {exc}"]
+                self._outcomes[str(order["number"])] = [
+                    "internal",
+                    f"applying the order failed in worker {os.getpid()} (see its log)",
+                    None,
+                ]
             self._applied = order["number"]
         self._outcomes = dict(list(self._outcomes.items())[-100:])
         await asyncio.to_thread(self._write_ack)

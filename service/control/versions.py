@@ -53,6 +53,10 @@ class ModelVersions:
     """Version → (what failed to load, why); not retried until the file or options change."""
     desired: set[int] = field(default_factory=set)
     """The versions the policy and the labels ask for, at the last look."""
+    labels: dict[str, int] = field(default_factory=dict)
+    """The labels in force: each on a serving version (see ``config.labels`` for the wish)."""
+    published: set[int] = field(default_factory=set)
+    """The versions whose state was last published (a version gone since is cleared)."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def statuses(self) -> list[VersionStatus]:

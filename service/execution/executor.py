@@ -7,9 +7,10 @@ loss math go to a small pool of threads in the serving process.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from service.batching import RunTimes
 from service.errors import ModelLoadError, UnavailableError
@@ -29,6 +30,8 @@ class Executor:
 
     def __init__(self, processes: list[ModelProcess], threads: int) -> None:
         self._processes = processes
+        self._waiting: deque[tuple[int, list[ModelCall], asyncio.Future[Any]]] = deque()
+        """Runs waiting for an idle process: the batchers of several versions share them."""
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cpu")
 
     @classmethod
@@ -87,21 +90,41 @@ class Executor:
         :attr:`slots` in flight); each call's output, and where the run's time went."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[list[ModelOutput], RunTimes]] = loop.create_future()
-        process = next((p for p in self._processes if p.idle), None)
-        if process is None:
+        if not any(not p.exited for p in self._processes):
             future.set_exception(UnavailableError("no model process is available"))
             return future
-        batch = pack(calls)
-
-        def done(run: asyncio.Future[BatchOutput]) -> None:
-            if run.exception() is not None:
-                future.set_exception(run.exception())  # type: ignore[arg-type]
-            else:
-                output = run.result()
-                future.set_result((unpack(batch, output), output.times))
-
-        process.run(instance, batch).add_done_callback(done)
+        self._waiting.append((instance, calls, future))
+        self._dispatch()
         return future
+
+    def _dispatch(self) -> None:
+        """Start waiting runs on idle processes, in order."""
+        while self._waiting:
+            process = next((p for p in self._processes if p.idle), None)
+            if process is None:
+                if not any(not p.exited for p in self._processes):
+                    for _, _, waiting in self._waiting:
+                        if not waiting.done():
+                            waiting.set_exception(UnavailableError("no model process is available"))
+                    self._waiting.clear()
+                return
+            instance, calls, future = self._waiting.popleft()
+            if future.done():
+                continue
+            batch = pack(calls)
+
+            def done(
+                run: asyncio.Future[BatchOutput], batch: Any = batch, future: Any = future
+            ) -> None:
+                if not future.done():
+                    if run.exception() is not None:
+                        future.set_exception(run.exception())
+                    else:
+                        output = run.result()
+                        future.set_result((unpack(batch, output), output.times))
+                self._dispatch()
+
+            process.run(instance, batch).add_done_callback(done)
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn(*args, **kwargs)`` on a thread, awaited without blocking the event loop."""

@@ -246,6 +246,11 @@ class ModelProcess:
         return self._pending is None and not self._exited.is_set()
 
     @property
+    def exited(self) -> bool:
+        """The process has ended."""
+        return self._exited.is_set()
+
+    @property
     def pid(self) -> int | None:
         return None if self._process is None else self._process.pid
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import grpc
 from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -96,6 +99,21 @@ class GrpcServer:
         """Report SERVING (or NOT_SERVING) for the server and each service."""
         status = health_pb2.HealthCheckResponse
         await self._set(status.SERVING if serving else status.NOT_SERVING)
+
+    def follow(self, ready: Callable[[], bool]) -> Callable[[], None]:
+        """A callback that brings health in line with ``ready()``; each update asks ``ready()``
+        as it runs, so the last one reports the latest state."""
+        updates: set[asyncio.Task[None]] = set()
+
+        async def update() -> None:
+            await self.set_serving(ready())
+
+        def changed() -> None:
+            task = asyncio.get_running_loop().create_task(update())
+            updates.add(task)
+            task.add_done_callback(updates.discard)
+
+        return changed
 
     async def _set(self, status: int) -> None:
         for name in ("", *SERVICES):

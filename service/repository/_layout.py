@@ -44,19 +44,27 @@ class ModelFiles:
         return self.folder / str(version) / MODEL_FILE
 
 
-def scan(repository: Path) -> dict[str, ModelFiles]:
+def scan(repository: Path, *, complete: bool = False) -> dict[str, ModelFiles]:
     """Every model folder holding at least one ``<integer>/model.onnx``, by name (sorted), with
-    the stamps of its files; an unreadable or absent repository holds nothing."""
+    the stamps of its files. An unreadable or absent repository or model folder holds nothing;
+    with ``complete``, it raises :class:`OSError` instead (a look that could not see everything
+    must not be taken for models that are gone)."""
     found: dict[str, ModelFiles] = {}
     try:
         folders = sorted(p for p in repository.iterdir() if p.is_dir())
     except OSError:
+        if complete:
+            raise
         return found
     for folder in folders:
         versions = {}
         try:
             entries = list(folder.iterdir())
+        except FileNotFoundError:
+            continue  # removed since the repository was listed
         except OSError:
+            if complete:
+                raise
             continue
         for entry in entries:
             # ASCII digits only: isdigit() also accepts "²", which int() refuses.

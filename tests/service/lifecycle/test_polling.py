@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -15,7 +15,7 @@ import pytest
 
 from tests.service.helpers import InProcessService, metric
 from tests.service.lifecycle.helpers import publish, wait_for
-from tests.service.onnx_models import LinearModel
+from tests.service.onnx_models import LinearModel, write_linear_model
 
 IMAGES = np.random.default_rng(7).integers(0, 256, (2, 32, 32, 3)).astype(np.uint8)
 
@@ -24,6 +24,18 @@ IMAGES = np.random.default_rng(7).integers(0, 256, (2, 32, 32, 3)).astype(np.uin
 def polled(tmp_path: Path) -> Iterator[tuple[InProcessService, dict[int, LinearModel]]]:
     references = {1: publish(tmp_path, "m", 1, seed=1)}
     service = InProcessService(tmp_path, poll_interval_seconds=0.1).start()
+    yield service, references
+    service.stop()
+
+
+SLOW_POLL = 0.5
+"""A poll interval far longer than a step of :func:`_copy_slowly` (with its checks)."""
+
+
+@pytest.fixture
+def slowly_polled(tmp_path: Path) -> Iterator[tuple[InProcessService, dict[int, LinearModel]]]:
+    references = {1: publish(tmp_path, "m", 1, seed=1)}
+    service = InProcessService(tmp_path, poll_interval_seconds=SLOW_POLL).start()
     yield service, references
     service.stop()
 
@@ -134,3 +146,70 @@ def _half_written(service: InProcessService, references: dict[int, LinearModel])
         partial.write(good)
         partial.flush()
     wait_for(lambda: _states(httpx.Client(base_url=service.url)) == {"3": "READY"}, what="3")
+
+
+def _copy_slowly(data: bytes, target: Path, during: Callable[[], None]) -> None:
+    """Write ``data`` over ``target`` in place (same file, not staged and renamed), in 20
+    steps well within :data:`SLOW_POLL` of each other, calling ``during`` after each."""
+    step = len(data) // 20 + 1
+    with target.open("wb") as copy:
+        for offset in range(0, len(data), step):
+            copy.write(data[offset : offset + step])
+            copy.flush()
+            during()
+            time.sleep(0.05)
+
+
+def test_a_serving_version_rewritten_in_place_serves_until_the_new_file_holds_still(
+    slowly_polled: tuple[InProcessService, dict[int, LinearModel]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    service, references = slowly_polled
+    target = service.settings.model_repository / "m" / "1" / "model.onnx"
+    scratch = tmp_path_factory.mktemp("next") / "model.onnx"
+    replacement = write_linear_model(scratch, seed=5)
+    with httpx.Client(base_url=service.url, timeout=30) as http:
+
+        def still_version_1() -> None:
+            assert _states(http) == {"1": "READY"}
+            np.testing.assert_allclose(
+                _predict(http)[1], references[1].logits(IMAGES), rtol=1e-5, atol=1e-5
+            )
+
+        # While the file changes at every look it is not complete: the loaded one serves.
+        _copy_slowly(scratch.read_bytes(), target, still_version_1)
+
+        def replaced() -> bool:
+            logits = _predict(http)[1]
+            return bool(np.allclose(logits, replacement.logits(IMAGES), rtol=1e-5, atol=1e-5))
+
+        wait_for(replaced, what="the rewritten file serves as version 1")
+        assert _states(http) == {"1": "READY"}
+    assert metric(service.url, "service_model_load_failures_total", model="m") == 0
+
+
+def test_a_new_model_copied_in_place_is_loaded_once_complete_never_half(
+    slowly_polled: tuple[InProcessService, dict[int, LinearModel]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    service, _references = slowly_polled
+    target = service.settings.model_repository / "n" / "1" / "model.onnx"
+    scratch = tmp_path_factory.mktemp("new") / "model.onnx"
+    reference = write_linear_model(scratch, seed=6)
+    target.parent.mkdir(parents=True)
+    with httpx.Client(base_url=service.url, timeout=30) as http:
+
+        def not_tried() -> None:
+            failures = metric(service.url, "service_model_load_failures_total", model="n")
+            assert failures == 0, "a half-copied file of a new model was loaded"
+
+        _copy_slowly(scratch.read_bytes(), target, not_tried)
+
+        def served() -> bool:
+            answer = http.post("/predict", json={"instances": IMAGES.tolist(), "model": "n"})
+            return answer.status_code == 200 and bool(
+                np.allclose(answer.json()["logits"], reference.logits(IMAGES), atol=1e-5)
+            )
+
+        wait_for(served, what="model n served once its file is complete")
+    not_tried()

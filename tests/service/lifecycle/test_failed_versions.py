@@ -1,0 +1,192 @@
+"""A version that cannot be loaded never replaces, retires or unlabels one that serves; gRPC
+health follows readiness when the last model goes and comes back; a load whose caller gives up
+still completes (no session is left behind, no state stuck at LOADING); and a look at the
+repository that cannot see everything retires nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.service.helpers import InProcessService, metric
+from tests.service.lifecycle.helpers import publish, wait_for
+from tests.service.onnx_models import write_linear_model
+
+
+def _bad_version(root: Path, model: str, version: int) -> None:
+    """A corrupt export, renamed into place as the exporter does (complete at once)."""
+    staging = root / model / f".staging-{version}"
+    staging.mkdir()
+    (staging / "model.onnx").write_bytes(b"not an onnx file" * 64)
+    staging.rename(root / model / str(version))
+
+
+def _served(url: str, model: str) -> tuple[list[str], str]:
+    """The model's ready versions and the one that answers when none is named."""
+    versions = httpx.get(f"{url}/v2/models/{model}").json()["versions"]
+    default = httpx.get(f"{url}/models/{model}").json()["version"]
+    return versions, default
+
+
+@pytest.mark.parametrize(
+    ("config", "served"),
+    [
+        ({"version_policy": {"latest": 1}, "labels": {"stable": 1}}, ["1", "2"]),
+        ({"version_policy": {"latest": 2}}, ["1", "2"]),
+        ({"version_policy": {"latest": 1}}, ["2"]),
+    ],
+    ids=["latest-1-and-a-label", "latest-2", "latest-1"],
+)
+def test_a_bad_export_retires_nothing(
+    tmp_path: Path, config: dict[str, object], served: list[str]
+) -> None:
+    publish(tmp_path, "m", 1, seed=1)
+    publish(tmp_path, "m", 2, seed=2)
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    service = InProcessService(tmp_path, poll_interval_seconds=0.1).start()
+    try:
+        assert _served(service.url, "m") == (served, "2")
+        _bad_version(tmp_path, "m", 3)
+        index = lambda: httpx.post(f"{service.url}/v2/repository/index").json()  # noqa: E731
+        wait_for(lambda: any(e["state"] == "UNAVAILABLE" for e in index()), what="3 failed")
+        time.sleep(0.5)  # several more looks
+        assert _served(service.url, "m") == (served, "2")
+        assert {e["version"]: e["state"] for e in index()} == {
+            **{v: "READY" for v in served},
+            "3": "UNAVAILABLE",
+        }
+        labels = httpx.get(f"{service.url}/models").json()["models"][0]["labels"]
+        assert labels == ({"stable": "1"} if "labels" in config else {})
+    finally:
+        service.stop()
+
+
+def test_a_label_moved_to_a_version_that_fails_stays_where_it_was(tmp_path: Path) -> None:
+    publish(tmp_path, "m", 1, seed=1)
+    config = tmp_path / "m" / "config.json"
+    config.write_text(json.dumps({"version_policy": {"specific": [1]}, "labels": {"stable": 1}}))
+    service = InProcessService(tmp_path, model_control_mode="explicit").start()
+    try:
+        _bad_version(tmp_path, "m", 2)
+        config.write_text(
+            json.dumps({"version_policy": {"specific": [1]}, "labels": {"stable": 2}})
+        )
+        load = httpx.post(f"{service.url}/v2/repository/models/m/load", timeout=60)
+        assert load.status_code == 400
+        assert "version 2 failed to load" in load.json()["error"]
+        stable = httpx.get(f"{service.url}/v2/models/m/versions/stable")
+        assert stable.status_code == 200, stable.text
+        assert stable.json()["versions"] == ["1"]
+        assert httpx.get(f"{service.url}/models").json()["models"][0]["labels"] == {"stable": "1"}
+        # Fixed, the label moves.
+        shutil.rmtree(tmp_path / "m" / "2")
+        publish(tmp_path, "m", 2, seed=2)
+        assert httpx.post(f"{service.url}/v2/repository/models/m/load", timeout=60).is_success
+        moved = httpx.get(f"{service.url}/models").json()["models"][0]["labels"]
+        assert moved == {"stable": "2"}
+    finally:
+        service.stop()
+
+
+def test_the_failed_state_goes_with_the_bad_version(tmp_path: Path) -> None:
+    publish(tmp_path, "m", 1, seed=1)
+    service = InProcessService(tmp_path, poll_interval_seconds=0.1).start()
+    try:
+        state = lambda: metric(  # noqa: E731
+            service.url, "service_model_version_state", model="m", version="2", state="FAILED"
+        )
+        _bad_version(tmp_path, "m", 2)
+        wait_for(lambda: state() == 1, what="version 2 FAILED")
+        shutil.rmtree(tmp_path / "m" / "2")
+        wait_for(lambda: state() == 0, what="the FAILED state cleared")
+    finally:
+        service.stop()
+
+
+def _grpc_health(target: str) -> str:
+    with grpc.insecure_channel(target) as channel:
+        answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())  # type: ignore[attr-defined]
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status))
+
+
+def test_grpc_health_follows_readiness(tmp_path: Path) -> None:
+    publish(tmp_path, "m", 1, seed=1)
+    service = InProcessService(tmp_path, model_control_mode="explicit").start()
+    try:
+        assert _grpc_health(service.grpc_target) == "SERVING"
+        assert httpx.post(f"{service.url}/v2/repository/models/m/unload", timeout=60).is_success
+        assert httpx.get(f"{service.url}/v2/health/ready").status_code == 503
+        wait_for(lambda: _grpc_health(service.grpc_target) == "NOT_SERVING", timeout=5)
+        assert httpx.post(f"{service.url}/v2/repository/models/m/load", timeout=60).is_success
+        assert httpx.get(f"{service.url}/v2/health/ready").status_code == 200
+        wait_for(lambda: _grpc_health(service.grpc_target) == "SERVING", timeout=5)
+    finally:
+        service.stop()
+
+
+def test_a_load_whose_caller_gives_up_completes(tmp_path: Path) -> None:
+    publish(tmp_path, "small", 1, seed=1)
+    write_linear_model(tmp_path / "big" / "1" / "model.onnx", seed=2, classes=12000)
+    service = InProcessService(tmp_path, model_control_mode="explicit").start()
+    url = service.url
+    try:
+        assert httpx.post(f"{url}/v2/repository/models/big/unload", timeout=60).is_success
+        with pytest.raises(httpx.TimeoutException):  # the client leaves while it loads
+            httpx.post(f"{url}/v2/repository/models/big/load", timeout=0.05)
+
+        def state() -> str:
+            index = httpx.post(f"{url}/v2/repository/index").json()
+            return str(next(e["state"] for e in index if e["name"] == "big"))
+
+        wait_for(lambda: state() == "READY", timeout=30, what="the abandoned load completed")
+        assert httpx.get(f"{url}/v2/models/big/ready").status_code == 200
+    finally:
+        service.stop()
+
+
+def _serves(url: str) -> bool:
+    body = {"inputs": [{"name": "images", "datatype": "UINT8", "shape": [1, 32, 32, 3],
+                        "data": [7] * 3072}]}  # fmt: skip
+    answer = httpx.post(f"{url}/v2/models/m/infer", json=body, timeout=30)
+    return answer.status_code == 200 and httpx.get(f"{url}/v2/health/ready").status_code == 200
+
+
+def test_a_repository_that_cannot_be_listed_retires_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    publish(root, "m", 1, seed=1)
+    service = InProcessService(root, poll_interval_seconds=0.1).start()
+    try:
+        root.rename(tmp_path / "swapped")  # gone for many looks
+        for _ in range(10):
+            time.sleep(0.05)
+            assert _serves(service.url)
+        (tmp_path / "swapped").rename(root)
+        time.sleep(0.3)
+        assert _serves(service.url)
+        index = httpx.post(f"{service.url}/v2/repository/index").json()
+        assert index == [{"name": "m", "version": "1", "state": "READY", "reason": ""}]
+    finally:
+        service.stop()
+
+
+def test_a_model_folder_missing_at_one_look_only_is_not_retired(tmp_path: Path) -> None:
+    publish(tmp_path, "m", 1, seed=1)
+    service = InProcessService(tmp_path, poll_interval_seconds=0.5).start()
+    try:
+        for _ in range(8):  # each time, at most one look finds it missing
+            (tmp_path / "m").rename(tmp_path / "m.old")
+            time.sleep(0.2)
+            (tmp_path / "m.old").rename(tmp_path / "m")
+            time.sleep(0.4)
+            assert _serves(service.url)
+        index = httpx.post(f"{service.url}/v2/repository/index").json()
+        assert index == [{"name": "m", "version": "1", "state": "READY", "reason": ""}]
+    finally:
+        service.stop()
