@@ -21,7 +21,7 @@ from functools import partial
 
 from service.control.manager import ModelManager
 from service.control.orders import Action, Orders
-from service.errors import ModelControlError, ModelLoadError, NotFoundError
+from service.errors import ModelControlError, ModelLoadError, NotFoundError, UnavailableError
 from service.repository import ModelFiles, VersionState, scan
 
 __all__ = ["ControlMode", "ModelControl"]
@@ -50,6 +50,7 @@ class ModelControl:
         self._previous: dict[str, ModelFiles] = {}
         self._watching: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._unreadable: set[str] = set()
 
     async def start(self) -> None:
         """Load every model (raising :class:`~service.errors.ModelLoadError` if one cannot be
@@ -105,10 +106,18 @@ class ModelControl:
         await asyncio.shield(task)
 
     async def _apply(self, name: str, action: Action) -> None:
-        """Carry out one order in this serving process."""
-        files = (await asyncio.to_thread(scan, self.manager.root)).get(name)
-        known = self.manager.versions_of(name)
-        if files is None and known is None:
+        """Carry out one order in this serving process. A load of a model whose folder is gone
+        (or being swapped) answers 404 and changes nothing; only an unload unloads."""
+        try:
+            found = await asyncio.to_thread(partial(scan, self.manager.root, complete=True))
+        except OSError as exc:
+            raise UnavailableError(
+                f"the model repository cannot be listed ({exc.strerror or type(exc).__name__})"
+            ) from exc
+        files = found.get(name)
+        if files is not None and files.unreadable:
+            raise UnavailableError(f"the folder of model {name!r} cannot be read")
+        if files is None and (action == "load" or self.manager.versions_of(name) is None):
             raise NotFoundError(f"model {name!r} is not in the repository", field="model")
         await self.manager.reconcile(name, files, wanted=action == "load")
         known = self.manager.versions_of(name)
@@ -116,8 +125,7 @@ class ModelControl:
         if action == "unload":
             await self.manager.drained()
             return
-        if files is None:
-            raise NotFoundError(f"model {name!r} is not in the repository", field="model")
+        assert files is not None
         failures = [
             s for s in self.manager.statuses(name) if s.reason and s.version in known.desired
         ]
@@ -139,9 +147,9 @@ class ModelControl:
             try:
                 await self.look()
             except Exception as exc:  # a look must never end polling
-                if str(exc) != failing:  # once, not every second
+                if repr(exc) != failing:  # once, not every second
                     log.exception("polling the model repository failed; serving as before")
-                failing = str(exc)
+                failing = repr(exc)
             else:
                 if failing:
                     log.info("polling the model repository works again")
@@ -150,9 +158,17 @@ class ModelControl:
     async def look(self) -> None:
         """One look at the repository: reconcile every model with the files (a version counts
         once its file is unchanged since the previous look)."""
-        files = await asyncio.to_thread(partial(scan, self.manager.root, complete=True))
-        previous, self._previous = self._previous, files
-        names = sorted(set(files) | set(self.manager.model_names()))
+        found = await asyncio.to_thread(partial(scan, self.manager.root, complete=True))
+        unreadable = {n for n, f in found.items() if f.unreadable}
+        if unreadable != self._unreadable and unreadable & set(self.manager.model_names()):
+            log.warning("model folders that cannot be read: %s; they serve as before",
+                        ", ".join(sorted(unreadable)))  # fmt: skip
+        self._unreadable = unreadable
+        files = {n: f for n, f in found.items() if not f.unreadable}
+        previous = self._previous
+        # A folder that cannot be read is left as it was, and looked at again next time.
+        self._previous = files | {n: previous[n] for n in unreadable if n in previous}
+        names = sorted((set(files) | set(self.manager.model_names())) - unreadable)
         # A model new since the previous look has no settled version yet.
         before = {
             n: previous.get(n) or ModelFiles(n, self.manager.root / n, {}, None) for n in names

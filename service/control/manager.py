@@ -342,7 +342,7 @@ def _labels(model: ModelVersions, complete: dict[int, FileStamp]) -> dict[str, i
     failed to load — the version the label pointed at, while that one is still complete."""
     found = {}
     for label, version in (model.config.labels if model.config else {}).items():
-        if version in model.serving:
+        if version in model.serving and version in complete:
             found[label] = version
         elif (old := model.labels.get(label)) is not None and old in complete:
             found[label] = old

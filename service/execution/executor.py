@@ -10,19 +10,22 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ParamSpec, TypeVar
+from functools import partial
+from typing import ParamSpec, TypeVar
 
 from service.batching import RunTimes
 from service.errors import ModelLoadError, UnavailableError
 from service.execution.model_process import LoadOrder, ModelProcess, ModelProcessConfig
 from service.execution.plan import ThreadPlan
-from service.execution.runs import BatchOutput, ModelCall, ModelOutput, pack, unpack
+from service.execution.runs import Batch, BatchOutput, ModelCall, ModelOutput, pack, unpack
 from service.repository import ServedModel
 
 __all__ = ["Executor"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
+BatchResult = tuple[list[ModelOutput], RunTimes]
+"""Each call's output, and where the run's time went."""
 
 
 class Executor:
@@ -30,7 +33,7 @@ class Executor:
 
     def __init__(self, processes: list[ModelProcess], threads: int) -> None:
         self._processes = processes
-        self._waiting: deque[tuple[int, list[ModelCall], asyncio.Future[Any]]] = deque()
+        self._waiting: deque[tuple[int, list[ModelCall], asyncio.Future[BatchResult]]] = deque()
         """Runs waiting for an idle process: the batchers of several versions share them."""
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cpu")
 
@@ -83,16 +86,11 @@ class Executor:
             *(process.unload(instance) for process in self._processes), return_exceptions=True
         )
 
-    def run_batch(
-        self, instance: int, calls: list[ModelCall]
-    ) -> asyncio.Future[tuple[list[ModelOutput], RunTimes]]:
-        """Run one batch of ``calls`` on an idle model process (callers keep at most
-        :attr:`slots` in flight); each call's output, and where the run's time went."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[list[ModelOutput], RunTimes]] = loop.create_future()
-        if not any(not p.exited for p in self._processes):
-            future.set_exception(UnavailableError("no model process is available"))
-            return future
+    def run_batch(self, instance: int, calls: list[ModelCall]) -> asyncio.Future[BatchResult]:
+        """Run one batch of ``calls`` on the next idle model process (the batchers of every
+        model and version share them, so a run may wait for one); each call's output, and
+        where the run's time went."""
+        future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
         self._waiting.append((instance, calls, future))
         self._dispatch()
         return future
@@ -102,7 +100,7 @@ class Executor:
         while self._waiting:
             process = next((p for p in self._processes if p.idle), None)
             if process is None:
-                if not any(not p.exited for p in self._processes):
+                if all(p.exited for p in self._processes):
                     for _, _, waiting in self._waiting:
                         if not waiting.done():
                             waiting.set_exception(UnavailableError("no model process is available"))
@@ -111,20 +109,32 @@ class Executor:
             instance, calls, future = self._waiting.popleft()
             if future.done():
                 continue
-            batch = pack(calls)
+            try:
+                batch = pack(calls)
+                running = process.run(instance, batch)
+            except Exception as exc:
+                future.set_exception(exc)
+                continue
+            running.add_done_callback(partial(self._finished, batch, future))
 
-            def done(
-                run: asyncio.Future[BatchOutput], batch: Any = batch, future: Any = future
-            ) -> None:
-                if not future.done():
-                    if run.exception() is not None:
-                        future.set_exception(run.exception())
-                    else:
-                        output = run.result()
-                        future.set_result((unpack(batch, output), output.times))
-                self._dispatch()
-
-            process.run(instance, batch).add_done_callback(done)
+    def _finished(
+        self, batch: Batch, future: asyncio.Future[BatchResult], run: asyncio.Future[BatchOutput]
+    ) -> None:
+        try:
+            if future.done():
+                pass
+            elif run.cancelled():
+                future.set_exception(UnavailableError("the model run was cancelled"))
+            elif (error := run.exception()) is not None:
+                future.set_exception(error)
+            else:
+                output = run.result()
+                future.set_result((unpack(batch, output), output.times))
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+        finally:
+            self._dispatch()
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn(*args, **kwargs)`` on a thread, awaited without blocking the event loop."""

@@ -101,14 +101,19 @@ class GrpcServer:
         await self._set(status.SERVING if serving else status.NOT_SERVING)
 
     def follow(self, ready: Callable[[], bool]) -> Callable[[], None]:
-        """A callback that brings health in line with ``ready()``; each update asks ``ready()``
-        as it runs, so the last one reports the latest state."""
+        """A callback that brings health in line with ``ready()`` when that changed since the
+        last report (each update asks ``ready()`` again as it runs: the last one is current)."""
         updates: set[asyncio.Task[None]] = set()
+        reported = ready()
 
         async def update() -> None:
             await self.set_serving(ready())
 
         def changed() -> None:
+            nonlocal reported
+            if ready() == reported:
+                return
+            reported = ready()
             task = asyncio.get_running_loop().create_task(update())
             updates.add(task)
             task.add_done_callback(updates.discard)

@@ -21,9 +21,10 @@ FileStamp = tuple[int, int, int]
 
 
 def _stamp(path: Path) -> FileStamp | None:
+    """The file's stamp; ``None`` when there is no such file (any other error is raised)."""
     try:
         found = os.stat(path)
-    except OSError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     return found.st_ino, found.st_size, found.st_mtime_ns
 
@@ -38,6 +39,8 @@ class ModelFiles:
     """Version → stamp of its ``model.onnx``."""
     config: FileStamp | None
     """Stamp of ``config.json``; ``None`` without one."""
+    unreadable: bool = False
+    """The folder or one of its files could not be read at this look (not: is gone)."""
 
     def path(self, version: int) -> Path:
         """The ONNX file of ``version``."""
@@ -46,9 +49,10 @@ class ModelFiles:
 
 def scan(repository: Path, *, complete: bool = False) -> dict[str, ModelFiles]:
     """Every model folder holding at least one ``<integer>/model.onnx``, by name (sorted), with
-    the stamps of its files. An unreadable or absent repository or model folder holds nothing;
-    with ``complete``, it raises :class:`OSError` instead (a look that could not see everything
-    must not be taken for models that are gone)."""
+    the stamps of its files. What cannot be read holds nothing — unless ``complete``: then a
+    repository that cannot be listed raises :class:`OSError`, and a folder that cannot be read
+    is returned marked ``unreadable`` (a look that could not see everything must not take
+    models for gone)."""
     found: dict[str, ModelFiles] = {}
     try:
         folders = sorted(p for p in repository.iterdir() if p.is_dir())
@@ -57,26 +61,30 @@ def scan(repository: Path, *, complete: bool = False) -> dict[str, ModelFiles]:
             raise
         return found
     for folder in folders:
-        versions = {}
         try:
-            entries = list(folder.iterdir())
+            files = _model_files(folder)
         except FileNotFoundError:
             continue  # removed since the repository was listed
         except OSError:
             if complete:
-                raise
+                found[folder.name] = ModelFiles(folder.name, folder, {}, None, unreadable=True)
             continue
-        for entry in entries:
-            # ASCII digits only: isdigit() also accepts "²", which int() refuses.
-            if entry.name.isascii() and entry.name.isdigit() and len(entry.name) <= 18:
-                stamp = _stamp(entry / MODEL_FILE)
-                if stamp is not None:
-                    versions[int(entry.name)] = stamp
-        if versions:
-            found[folder.name] = ModelFiles(
-                folder.name, folder, dict(sorted(versions.items())), _stamp(folder / CONFIG_FILE)
-            )
+        if files.versions:
+            found[folder.name] = files
     return found
+
+
+def _model_files(folder: Path) -> ModelFiles:
+    versions = {}
+    for entry in folder.iterdir():
+        # ASCII digits only: isdigit() also accepts "²", which int() refuses.
+        if entry.name.isascii() and entry.name.isdigit() and len(entry.name) <= 18:
+            stamp = _stamp(entry / MODEL_FILE)
+            if stamp is not None:
+                versions[int(entry.name)] = stamp
+    return ModelFiles(
+        folder.name, folder, dict(sorted(versions.items())), _stamp(folder / CONFIG_FILE)
+    )
 
 
 def discover(repository: Path) -> dict[str, dict[int, Path]]:

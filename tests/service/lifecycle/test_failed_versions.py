@@ -190,3 +190,62 @@ def test_a_model_folder_missing_at_one_look_only_is_not_retired(tmp_path: Path) 
         assert index == [{"name": "m", "version": "1", "state": "READY", "reason": ""}]
     finally:
         service.stop()
+
+
+def _loop(path: Path) -> None:
+    """A file no one can read, not even root: a link to itself (stat fails with ELOOP)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(path.name)
+
+
+def test_a_folder_that_cannot_be_read_holds_itself_only(tmp_path: Path) -> None:
+    publish(tmp_path, "m", 1, seed=1)
+    publish(tmp_path, "other", 1, seed=2)
+    _loop(tmp_path / "junk" / "1" / "model.onnx")  # never a model, never stops polling
+    service = InProcessService(tmp_path, poll_interval_seconds=0.1).start()
+    url = service.url
+    try:
+        publish(tmp_path, "m", 2, seed=3)
+        wait_for(lambda: _served(url, "m") == (["2"], "2"), what="m rolled to 2")
+        _loop(tmp_path / "other" / "2" / "model.onnx")  # "other" cannot be seen whole
+        shutil.rmtree(tmp_path / "other" / "1")
+        time.sleep(0.6)
+        assert _served(url, "other") == (["1"], "1")  # held, not taken for gone
+        load = httpx.post(f"{url}/v2/repository/models/other/load", timeout=60)
+        assert load.status_code == 503, load.text
+        assert "cannot be read" in load.json()["error"]
+        (tmp_path / "other" / "2" / "model.onnx").unlink()
+        (tmp_path / "other" / "2").rmdir()
+        publish(tmp_path, "other", 3, seed=4)
+        wait_for(lambda: _served(url, "other") == (["3"], "3"), what="other readable again")
+    finally:
+        service.stop()
+
+
+def test_a_labelled_version_whose_folder_is_deleted_is_retired(tmp_path: Path) -> None:
+    publish(tmp_path, "m", 1, seed=1)
+    publish(tmp_path, "m", 2, seed=2)
+    (tmp_path / "m" / "config.json").write_text(json.dumps({"labels": {"stable": 1}}))
+    service = InProcessService(tmp_path, poll_interval_seconds=0.1).start()
+    try:
+        assert _served(service.url, "m") == (["1", "2"], "2")
+        shutil.rmtree(tmp_path / "m" / "1")
+        wait_for(lambda: _served(service.url, "m") == (["2"], "2"), what="1 retired")
+        assert httpx.get(f"{service.url}/models").json()["models"][0]["labels"] == {}
+    finally:
+        service.stop()
+
+
+def test_a_load_of_a_model_whose_folder_is_gone_unloads_nothing(tmp_path: Path) -> None:
+    publish(tmp_path, "m", 1, seed=1)
+    service = InProcessService(tmp_path, model_control_mode="explicit").start()
+    try:
+        (tmp_path / "m").rename(tmp_path / "m.swapping")
+        load = httpx.post(f"{service.url}/v2/repository/models/m/load", timeout=60)
+        assert load.status_code == 404, load.text
+        assert _serves(service.url)
+        (tmp_path / "m.swapping").rename(tmp_path / "m")
+        assert httpx.post(f"{service.url}/v2/repository/models/m/load", timeout=60).is_success
+        assert _serves(service.url)
+    finally:
+        service.stop()
