@@ -180,6 +180,7 @@ def plot(report: LifecycleReport, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     figure, (memory, latency) = plt.subplots(1, 2, figsize=(11, 4))
     memory.plot(range(1, len(report.rss_mb) + 1), report.rss_mb, marker=".")
@@ -192,6 +193,9 @@ def plot(report: LifecycleReport, path: Path) -> None:
         latency.plot(ordered, shares, label=name)
     latency.set(xscale="log", xlabel="latency (ms)", ylabel="share of requests",
                 title="Unchanged model: steady vs during loads")  # fmt: skip
+    latency.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    latency.xaxis.set_major_formatter(ScalarFormatter())
+    latency.xaxis.set_minor_formatter(NullFormatter())  # 2×10⁰, 3×10⁰ … overlapped
     latency.legend()
     figure.suptitle(environment(), fontsize=8)
     figure.tight_layout()
