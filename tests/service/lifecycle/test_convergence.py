@@ -77,6 +77,20 @@ def test_orders_and_polling_reach_every_worker_and_model_process(tmp_path: Path)
         assert versions == {"2"}
         assert _grpc_versions(f"127.0.0.1:{service.grpc_port}", "b") == {"2"}
 
+        # What a worker meets comes back as the same kind of error, whichever worker answers.
+        unknown = httpx.post(f"{service.url}/v2/repository/models/nope/load", timeout=60)
+        assert unknown.status_code == 404, unknown.text
+        assert "'nope' is not in the repository" in unknown.json()["error"]
+        (tmp_path / "b" / "3").mkdir()
+        (tmp_path / "b" / "3" / "model.onnx").write_bytes(b"not a model")
+        failed = httpx.post(f"{service.url}/v2/repository/models/b/load", timeout=60)
+        assert failed.status_code == 400, failed.text
+        assert "version 3 failed to load" in failed.json()["error"]
+        still = {
+            a.json()["model_version"] for a in _every_connection(service.url, "/v2/models/b/infer")
+        }
+        assert still == {"2"}  # the failed version replaced nothing, in any worker
+
 
 def test_polling_reaches_every_worker(tmp_path: Path) -> None:
     publish(tmp_path, "a", 1, seed=1)
