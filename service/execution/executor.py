@@ -121,18 +121,11 @@ class Executor:
         self, batch: Batch, future: asyncio.Future[BatchResult], run: asyncio.Future[BatchOutput]
     ) -> None:
         try:
-            if future.done():
-                pass
-            elif run.cancelled():
-                future.set_exception(UnavailableError("the model run was cancelled"))
-            elif (error := run.exception()) is not None:
-                future.set_exception(error)
-            else:
-                output = run.result()
+            if not future.done():
+                output = run.result()  # raises the run's error
                 future.set_result((unpack(batch, output), output.times))
         except Exception as exc:
-            if not future.done():
-                future.set_exception(exc)
+            future.set_exception(exc)
         finally:
             self._dispatch()
 

@@ -243,7 +243,7 @@ class ModelProcess:
     @property
     def idle(self) -> bool:
         """No batch is running in it."""
-        return self._pending is None and not self._exited.is_set()
+        return self._pending is None and not self.exited
 
     @property
     def exited(self) -> bool:
