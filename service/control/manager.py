@@ -97,8 +97,8 @@ class ModelManager:
         """At least one model is served (a service with nothing loaded is not ready)."""
         return bool(self.repository.names())
 
-    def on_change(self, listener: Callable[[], None]) -> None:
-        """Call ``listener`` after every change of what serves or of a version's state."""
+    def on_readiness_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` when :meth:`ready` changes (a first model served, the last gone)."""
         self._listeners.append(listener)
 
     def statistics(self, name: str, version: int) -> VersionStatistics | None:
@@ -213,8 +213,12 @@ class ModelManager:
         versions = [i.model for i in model.serving.values()]
         chosen = config.policy.select(model.serving) if config else set()
         default = max(chosen) if chosen else None
+        was_ready = self.ready()
         self.repository.route(model.name, versions, default, model.labels)
         self._publish(model)
+        if self.ready() != was_ready:
+            for listener in self._listeners:
+                listener()
 
     def _publish(self, model: ModelVersions) -> None:
         statuses = model.statuses()
@@ -225,8 +229,6 @@ class ModelManager:
         for version in model.published - seen:
             self._telemetry.version_state_changed(model.name, version, None)
         model.published = seen
-        for listener in self._listeners:
-            listener()
 
     # -- loading -------------------------------------------------------------------------------
     async def _load(

@@ -80,9 +80,9 @@ class DataPlane:
         return self._ready and self._manager.ready()
 
     def on_readiness_change(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` whenever :meth:`ready` may have changed because what is served
-        changed (a model's last version unloaded, a first one loaded)."""
-        self._manager.on_change(callback)
+        """Call ``callback`` when what is served makes :meth:`ready` change (the last model
+        unloaded, a first one loaded)."""
+        self._manager.on_readiness_change(callback)
 
     def set_ready(self, ready: bool) -> None:
         """Called by the server once it can take requests, and when it starts draining.

@@ -101,19 +101,14 @@ class GrpcServer:
         await self._set(status.SERVING if serving else status.NOT_SERVING)
 
     def follow(self, ready: Callable[[], bool]) -> Callable[[], None]:
-        """A callback that brings health in line with ``ready()`` when that changed since the
-        last report (each update asks ``ready()`` again as it runs: the last one is current)."""
+        """A callback that reports ``ready()`` as health; each update asks it as it runs, so the
+        last one reports the current state."""
         updates: set[asyncio.Task[None]] = set()
-        reported = ready()
 
         async def update() -> None:
             await self.set_serving(ready())
 
         def changed() -> None:
-            nonlocal reported
-            if ready() == reported:
-                return
-            reported = ready()
             task = asyncio.get_running_loop().create_task(update())
             updates.add(task)
             task.add_done_callback(updates.discard)
