@@ -99,6 +99,12 @@ class InProcessService:
             raise RuntimeError(f"the in-process service did not start: {self._failure!r}")
         return self
 
+    def __enter__(self) -> InProcessService:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
     def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60) -> T:
         """Run ``coroutine`` on the service's event loop and return its result."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)

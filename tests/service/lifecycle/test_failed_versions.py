@@ -16,8 +16,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.service.helpers import InProcessService, metric
-from tests.service.lifecycle.helpers import publish, wait_for
+from tests.service.lifecycle.helpers import index, publish, states, wait_for
 from tests.service.onnx_models import write_linear_model
+
+VERSION_1_READY = [{"name": "m", "version": "1", "state": "READY", "reason": ""}]
 
 
 def _bad_version(root: Path, model: str, version: int) -> None:
@@ -50,30 +52,25 @@ def test_a_bad_export_retires_nothing(
     publish(tmp_path, "m", 1, seed=1)
     publish(tmp_path, "m", 2, seed=2)
     (tmp_path / "m" / "config.json").write_text(json.dumps(config))
-    service = InProcessService(tmp_path, poll_interval_seconds=0.1).start()
-    try:
+    with InProcessService(tmp_path, poll_interval_seconds=0.1) as service:
         assert _served(service.url, "m") == (served, "2")
         _bad_version(tmp_path, "m", 3)
-        index = lambda: httpx.post(f"{service.url}/v2/repository/index").json()  # noqa: E731
-        wait_for(lambda: any(e["state"] == "UNAVAILABLE" for e in index()), what="3 failed")
+        wait_for(lambda: "UNAVAILABLE" in states(service.url).values(), what="3 failed")
         time.sleep(0.5)  # several more looks
         assert _served(service.url, "m") == (served, "2")
-        assert {e["version"]: e["state"] for e in index()} == {
+        assert states(service.url) == {
             **{v: "READY" for v in served},
             "3": "UNAVAILABLE",
         }
         labels = httpx.get(f"{service.url}/models").json()["models"][0]["labels"]
         assert labels == ({"stable": "1"} if "labels" in config else {})
-    finally:
-        service.stop()
 
 
 def test_a_label_moved_to_a_version_that_fails_stays_where_it_was(tmp_path: Path) -> None:
     publish(tmp_path, "m", 1, seed=1)
     config = tmp_path / "m" / "config.json"
     config.write_text(json.dumps({"version_policy": {"specific": [1]}, "labels": {"stable": 1}}))
-    service = InProcessService(tmp_path, model_control_mode="explicit").start()
-    try:
+    with InProcessService(tmp_path, model_control_mode="explicit") as service:
         _bad_version(tmp_path, "m", 2)
         config.write_text(
             json.dumps({"version_policy": {"specific": [1]}, "labels": {"stable": 2}})
@@ -91,14 +88,11 @@ def test_a_label_moved_to_a_version_that_fails_stays_where_it_was(tmp_path: Path
         assert httpx.post(f"{service.url}/v2/repository/models/m/load", timeout=60).is_success
         moved = httpx.get(f"{service.url}/models").json()["models"][0]["labels"]
         assert moved == {"stable": "2"}
-    finally:
-        service.stop()
 
 
 def test_the_failed_state_goes_with_the_bad_version(tmp_path: Path) -> None:
     publish(tmp_path, "m", 1, seed=1)
-    service = InProcessService(tmp_path, poll_interval_seconds=0.1).start()
-    try:
+    with InProcessService(tmp_path, poll_interval_seconds=0.1) as service:
         state = lambda: metric(  # noqa: E731
             service.url, "service_model_version_state", model="m", version="2", state="FAILED"
         )
@@ -106,8 +100,6 @@ def test_the_failed_state_goes_with_the_bad_version(tmp_path: Path) -> None:
         wait_for(lambda: state() == 1, what="version 2 FAILED")
         shutil.rmtree(tmp_path / "m" / "2")
         wait_for(lambda: state() == 0, what="the FAILED state cleared")
-    finally:
-        service.stop()
 
 
 def _grpc_health(target: str) -> str:
@@ -118,8 +110,7 @@ def _grpc_health(target: str) -> str:
 
 def test_grpc_health_follows_readiness(tmp_path: Path) -> None:
     publish(tmp_path, "m", 1, seed=1)
-    service = InProcessService(tmp_path, model_control_mode="explicit").start()
-    try:
+    with InProcessService(tmp_path, model_control_mode="explicit") as service:
         assert _grpc_health(service.grpc_target) == "SERVING"
         assert httpx.post(f"{service.url}/v2/repository/models/m/unload", timeout=60).is_success
         assert httpx.get(f"{service.url}/v2/health/ready").status_code == 503
@@ -127,28 +118,22 @@ def test_grpc_health_follows_readiness(tmp_path: Path) -> None:
         assert httpx.post(f"{service.url}/v2/repository/models/m/load", timeout=60).is_success
         assert httpx.get(f"{service.url}/v2/health/ready").status_code == 200
         wait_for(lambda: _grpc_health(service.grpc_target) == "SERVING", timeout=5)
-    finally:
-        service.stop()
 
 
 def test_a_load_whose_caller_gives_up_completes(tmp_path: Path) -> None:
     publish(tmp_path, "small", 1, seed=1)
     write_linear_model(tmp_path / "big" / "1" / "model.onnx", seed=2, classes=12000)
-    service = InProcessService(tmp_path, model_control_mode="explicit").start()
-    url = service.url
-    try:
+    with InProcessService(tmp_path, model_control_mode="explicit") as service:
+        url = service.url
         assert httpx.post(f"{url}/v2/repository/models/big/unload", timeout=60).is_success
         with pytest.raises(httpx.TimeoutException):  # the client leaves while it loads
             httpx.post(f"{url}/v2/repository/models/big/load", timeout=0.05)
-
-        def state() -> str:
-            index = httpx.post(f"{url}/v2/repository/index").json()
-            return str(next(e["state"] for e in index if e["name"] == "big"))
-
-        wait_for(lambda: state() == "READY", timeout=30, what="the abandoned load completed")
+        wait_for(
+            lambda: states(url, "big").get("1") == "READY",
+            timeout=30,
+            what="the abandoned load completed",
+        )
         assert httpx.get(f"{url}/v2/models/big/ready").status_code == 200
-    finally:
-        service.stop()
 
 
 def _serves(url: str) -> bool:
@@ -161,8 +146,7 @@ def _serves(url: str) -> bool:
 def test_a_repository_that_cannot_be_listed_retires_nothing(tmp_path: Path) -> None:
     root = tmp_path / "models"
     publish(root, "m", 1, seed=1)
-    service = InProcessService(root, poll_interval_seconds=0.1).start()
-    try:
+    with InProcessService(root, poll_interval_seconds=0.1) as service:
         root.rename(tmp_path / "swapped")  # gone for many looks
         for _ in range(10):
             time.sleep(0.05)
@@ -170,26 +154,19 @@ def test_a_repository_that_cannot_be_listed_retires_nothing(tmp_path: Path) -> N
         (tmp_path / "swapped").rename(root)
         time.sleep(0.3)
         assert _serves(service.url)
-        index = httpx.post(f"{service.url}/v2/repository/index").json()
-        assert index == [{"name": "m", "version": "1", "state": "READY", "reason": ""}]
-    finally:
-        service.stop()
+        assert index(service.url) == VERSION_1_READY
 
 
 def test_a_model_folder_missing_at_one_look_only_is_not_retired(tmp_path: Path) -> None:
     publish(tmp_path, "m", 1, seed=1)
-    service = InProcessService(tmp_path, poll_interval_seconds=0.5).start()
-    try:
+    with InProcessService(tmp_path, poll_interval_seconds=0.5) as service:
         for _ in range(8):  # each time, at most one look finds it missing
             (tmp_path / "m").rename(tmp_path / "m.old")
             time.sleep(0.2)
             (tmp_path / "m.old").rename(tmp_path / "m")
             time.sleep(0.4)
             assert _serves(service.url)
-        index = httpx.post(f"{service.url}/v2/repository/index").json()
-        assert index == [{"name": "m", "version": "1", "state": "READY", "reason": ""}]
-    finally:
-        service.stop()
+        assert index(service.url) == VERSION_1_READY
 
 
 def _loop(path: Path) -> None:
@@ -202,9 +179,8 @@ def test_a_folder_that_cannot_be_read_holds_itself_only(tmp_path: Path) -> None:
     publish(tmp_path, "m", 1, seed=1)
     publish(tmp_path, "other", 1, seed=2)
     _loop(tmp_path / "junk" / "1" / "model.onnx")  # never a model, never stops polling
-    service = InProcessService(tmp_path, poll_interval_seconds=0.1).start()
-    url = service.url
-    try:
+    with InProcessService(tmp_path, poll_interval_seconds=0.1) as service:
+        url = service.url
         publish(tmp_path, "m", 2, seed=3)
         wait_for(lambda: _served(url, "m") == (["2"], "2"), what="m rolled to 2")
         _loop(tmp_path / "other" / "2" / "model.onnx")  # "other" cannot be seen whole
@@ -218,28 +194,22 @@ def test_a_folder_that_cannot_be_read_holds_itself_only(tmp_path: Path) -> None:
         (tmp_path / "other" / "2").rmdir()
         publish(tmp_path, "other", 3, seed=4)
         wait_for(lambda: _served(url, "other") == (["3"], "3"), what="other readable again")
-    finally:
-        service.stop()
 
 
 def test_a_labelled_version_whose_folder_is_deleted_is_retired(tmp_path: Path) -> None:
     publish(tmp_path, "m", 1, seed=1)
     publish(tmp_path, "m", 2, seed=2)
     (tmp_path / "m" / "config.json").write_text(json.dumps({"labels": {"stable": 1}}))
-    service = InProcessService(tmp_path, poll_interval_seconds=0.1).start()
-    try:
+    with InProcessService(tmp_path, poll_interval_seconds=0.1) as service:
         assert _served(service.url, "m") == (["1", "2"], "2")
         shutil.rmtree(tmp_path / "m" / "1")
         wait_for(lambda: _served(service.url, "m") == (["2"], "2"), what="1 retired")
         assert httpx.get(f"{service.url}/models").json()["models"][0]["labels"] == {}
-    finally:
-        service.stop()
 
 
 def test_a_load_of_a_model_whose_folder_is_gone_unloads_nothing(tmp_path: Path) -> None:
     publish(tmp_path, "m", 1, seed=1)
-    service = InProcessService(tmp_path, model_control_mode="explicit").start()
-    try:
+    with InProcessService(tmp_path, model_control_mode="explicit") as service:
         (tmp_path / "m").rename(tmp_path / "m.swapping")
         load = httpx.post(f"{service.url}/v2/repository/models/m/load", timeout=60)
         assert load.status_code == 404, load.text
@@ -247,5 +217,3 @@ def test_a_load_of_a_model_whose_folder_is_gone_unloads_nothing(tmp_path: Path) 
         (tmp_path / "m.swapping").rename(tmp_path / "m")
         assert httpx.post(f"{service.url}/v2/repository/models/m/load", timeout=60).is_success
         assert _serves(service.url)
-    finally:
-        service.stop()

@@ -14,30 +14,31 @@ import numpy as np
 import pytest
 
 from tests.service.helpers import InProcessService, metric
-from tests.service.lifecycle.helpers import publish, wait_for
+from tests.service.lifecycle.helpers import publish, states, wait_for
 from tests.service.onnx_models import LinearModel, write_linear_model
 
 IMAGES = np.random.default_rng(7).integers(0, 256, (2, 32, 32, 3)).astype(np.uint8)
 
 
-@pytest.fixture
-def polled(tmp_path: Path) -> Iterator[tuple[InProcessService, dict[int, LinearModel]]]:
-    references = {1: publish(tmp_path, "m", 1, seed=1)}
-    service = InProcessService(tmp_path, poll_interval_seconds=0.1).start()
-    yield service, references
-    service.stop()
-
-
+Polled = tuple[InProcessService, dict[int, LinearModel]]
 SLOW_POLL = 0.5
 """A poll interval far longer than a step of :func:`_copy_slowly` (with its checks)."""
 
 
+def _polled(root: Path, interval: float) -> Iterator[Polled]:
+    references = {1: publish(root, "m", 1, seed=1)}
+    with InProcessService(root, poll_interval_seconds=interval) as service:
+        yield service, references
+
+
 @pytest.fixture
-def slowly_polled(tmp_path: Path) -> Iterator[tuple[InProcessService, dict[int, LinearModel]]]:
-    references = {1: publish(tmp_path, "m", 1, seed=1)}
-    service = InProcessService(tmp_path, poll_interval_seconds=SLOW_POLL).start()
-    yield service, references
-    service.stop()
+def polled(tmp_path: Path) -> Iterator[Polled]:
+    yield from _polled(tmp_path, 0.1)
+
+
+@pytest.fixture
+def slowly_polled(tmp_path: Path) -> Iterator[Polled]:
+    yield from _polled(tmp_path, SLOW_POLL)
 
 
 def _predict(http: httpx.Client, version: str | None = None) -> tuple[str, np.ndarray]:
@@ -50,12 +51,8 @@ def _predict(http: httpx.Client, version: str | None = None) -> tuple[str, np.nd
     return data["model"]["version"], np.array(data["logits"], dtype=np.float32)
 
 
-def _states(http: httpx.Client) -> dict[str, str]:
-    return {e["version"]: e["state"] for e in http.post("/v2/repository/index").json()}
-
-
 def test_an_exported_version_is_served_without_a_restart(
-    polled: tuple[InProcessService, dict[int, LinearModel]],
+    polled: Polled,
 ) -> None:
     service, references = polled
     root = service.settings.model_repository
@@ -66,13 +63,13 @@ def test_an_exported_version_is_served_without_a_restart(
         _version, logits = _predict(http)
         np.testing.assert_allclose(logits, references[2].logits(IMAGES), rtol=1e-5, atol=1e-5)
         # The default policy serves the latest version only: 1 drains and is unloaded.
-        wait_for(lambda: _states(http) == {"2": "READY"}, what="version 1 unloaded")
+        wait_for(lambda: states(service.url) == {"2": "READY"}, what="version 1 unloaded")
         assert http.get("/v2/models/m").json()["versions"] == ["2"]
         assert http.get("/v2/health/ready").status_code == 200
 
 
 def test_a_label_move_takes_effect_at_once(
-    polled: tuple[InProcessService, dict[int, LinearModel]],
+    polled: Polled,
 ) -> None:
     service, references = polled
     root = service.settings.model_repository
@@ -80,7 +77,7 @@ def test_a_label_move_takes_effect_at_once(
     with httpx.Client(base_url=service.url, timeout=30) as http:
         config.write_text(json.dumps({"labels": {"stable": 1, "canary": 2}}))
         references[2] = publish(root, "m", 2, seed=2)
-        wait_for(lambda: _states(http) == {"1": "READY", "2": "READY"}, what="both served")
+        wait_for(lambda: states(service.url) == {"1": "READY", "2": "READY"}, what="both served")
         assert _predict(http, "stable")[0] == "1"
         assert _predict(http, "canary")[0] == "2"
         assert _predict(http)[0] == "2"  # latest
@@ -95,7 +92,7 @@ def test_a_label_move_takes_effect_at_once(
         answer = http.post("/predict", json={"instances": IMAGES.tolist(), "version": "canary"})
         assert answer.status_code == 404
         assert "no label 'canary'" in answer.json()["error"]["message"]
-        wait_for(lambda: _states(http) == {"2": "READY"}, what="version 1 unloaded")
+        wait_for(lambda: states(service.url) == {"2": "READY"}, what="version 1 unloaded")
 
 
 def test_a_half_written_or_corrupt_file_never_replaces_the_serving_version(
@@ -121,11 +118,11 @@ def _half_written(service: InProcessService, references: dict[int, LinearModel])
         for offset in range(0, len(good) // 2, step):
             partial.write(good[offset : offset + step])
             partial.flush()
-            assert _states(http) == {"1": "READY"}
+            assert states(service.url) == {"1": "READY"}
             assert _predict(http)[0] == "1"
             time.sleep(0.05)
         # Then left half-written: once it holds still it is tried, fails, and 1 keeps serving.
-        wait_for(lambda: _states(http).get("3") == "UNAVAILABLE", what="3 failed")
+        wait_for(lambda: states(service.url).get("3") == "UNAVAILABLE", what="3 failed")
         index = {e["version"]: e for e in http.post("/v2/repository/index").json()}
         assert "onnxruntime cannot load it" in index["3"]["reason"]
         assert index["1"]["state"] == "READY"
@@ -145,12 +142,16 @@ def _half_written(service: InProcessService, references: dict[int, LinearModel])
         partial.seek(0)
         partial.write(good)
         partial.flush()
-    wait_for(lambda: _states(httpx.Client(base_url=service.url)) == {"3": "READY"}, what="3")
+    wait_for(lambda: states(service.url) == {"3": "READY"}, what="3")
 
 
-def _copy_slowly(data: bytes, target: Path, during: Callable[[], None]) -> None:
-    """Write ``data`` over ``target`` in place (same file, not staged and renamed), in 20
-    steps well within :data:`SLOW_POLL` of each other, calling ``during`` after each."""
+def _copy_slowly(scratch: Path, seed: int, target: Path, during: Callable[[], None]) -> LinearModel:
+    """Write a model made in ``scratch`` over ``target`` in place (same file, not staged and
+    renamed), in 20 steps well within :data:`SLOW_POLL` of each other, calling ``during``
+    after each; the model's reference."""
+    reference = write_linear_model(scratch / "model.onnx", seed=seed)
+    data = (scratch / "model.onnx").read_bytes()
+    target.parent.mkdir(parents=True, exist_ok=True)
     step = len(data) // 20 + 1
     with target.open("wb") as copy:
         for offset in range(0, len(data), step):
@@ -158,52 +159,48 @@ def _copy_slowly(data: bytes, target: Path, during: Callable[[], None]) -> None:
             copy.flush()
             during()
             time.sleep(0.05)
+    return reference
 
 
 def test_a_serving_version_rewritten_in_place_serves_until_the_new_file_holds_still(
-    slowly_polled: tuple[InProcessService, dict[int, LinearModel]],
+    slowly_polled: Polled,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     service, references = slowly_polled
     target = service.settings.model_repository / "m" / "1" / "model.onnx"
-    scratch = tmp_path_factory.mktemp("next") / "model.onnx"
-    replacement = write_linear_model(scratch, seed=5)
     with httpx.Client(base_url=service.url, timeout=30) as http:
 
         def still_version_1() -> None:
-            assert _states(http) == {"1": "READY"}
+            assert states(service.url) == {"1": "READY"}
             np.testing.assert_allclose(
                 _predict(http)[1], references[1].logits(IMAGES), rtol=1e-5, atol=1e-5
             )
 
         # While the file changes at every look it is not complete: the loaded one serves.
-        _copy_slowly(scratch.read_bytes(), target, still_version_1)
+        replacement = _copy_slowly(tmp_path_factory.mktemp("next"), 5, target, still_version_1)
 
         def replaced() -> bool:
             logits = _predict(http)[1]
             return bool(np.allclose(logits, replacement.logits(IMAGES), rtol=1e-5, atol=1e-5))
 
         wait_for(replaced, what="the rewritten file serves as version 1")
-        assert _states(http) == {"1": "READY"}
+        assert states(service.url) == {"1": "READY"}
     assert metric(service.url, "service_model_load_failures_total", model="m") == 0
 
 
 def test_a_new_model_copied_in_place_is_loaded_once_complete_never_half(
-    slowly_polled: tuple[InProcessService, dict[int, LinearModel]],
+    slowly_polled: Polled,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     service, _references = slowly_polled
     target = service.settings.model_repository / "n" / "1" / "model.onnx"
-    scratch = tmp_path_factory.mktemp("new") / "model.onnx"
-    reference = write_linear_model(scratch, seed=6)
-    target.parent.mkdir(parents=True)
     with httpx.Client(base_url=service.url, timeout=30) as http:
 
         def not_tried() -> None:
             failures = metric(service.url, "service_model_load_failures_total", model="n")
             assert failures == 0, "a half-copied file of a new model was loaded"
 
-        _copy_slowly(scratch.read_bytes(), target, not_tried)
+        reference = _copy_slowly(tmp_path_factory.mktemp("new"), 6, target, not_tried)
 
         def served() -> bool:
             answer = http.post("/predict", json={"instances": IMAGES.tolist(), "model": "n"})

@@ -12,13 +12,8 @@ import httpx
 
 from bench._traffic import Traffic
 from service.launcher import running_service
-from tests.service.lifecycle.helpers import publish, wait_for
+from tests.service.lifecycle.helpers import publish, states, wait_for
 from tests.service.onnx_models import write_slow_model
-
-
-def _states(url: str, model: str) -> dict[str, str]:
-    index = httpx.post(f"{url}/v2/repository/index", timeout=30).json()
-    return {e["version"]: e["state"] for e in index if e["name"] == model}
 
 
 def test_a_roll_and_a_rollback_under_load_fail_no_request(tmp_path: Path) -> None:
@@ -27,12 +22,12 @@ def test_a_roll_and_a_rollback_under_load_fail_no_request(tmp_path: Path) -> Non
         with Traffic(service.http_port, service.grpc_port, "m") as traffic:
             time.sleep(1.0)
             publish(tmp_path, "m", 2, seed=2)
-            wait_for(lambda: _states(service.url, "m") == {"2": "READY"}, what="rolled to 2")
+            wait_for(lambda: states(service.url, "m") == {"2": "READY"}, what="rolled to 2")
             time.sleep(0.5)
             (tmp_path / "m" / "config.json").write_text(
                 json.dumps({"version_policy": {"specific": [1]}})
             )
-            wait_for(lambda: _states(service.url, "m") == {"1": "READY"}, what="back to 1")
+            wait_for(lambda: states(service.url, "m") == {"1": "READY"}, what="back to 1")
             time.sleep(0.5)
         tally = traffic.stop()
         assert tally.failures == []
@@ -66,7 +61,7 @@ def test_an_unload_with_a_batch_in_flight_answers_it(tmp_path: Path) -> None:
             answers = [f.result() for f in inflight]
             assert [a.status_code for a in answers] == [200, 200, 200], [a.text for a in answers]
             assert unload.result().status_code == 200
-        assert _states(service.url, "slow") == {"": "UNAVAILABLE"}
+        assert states(service.url, "slow") == {"": "UNAVAILABLE"}
         late = httpx.post(f"{service.url}/v2/models/slow/infer", json=body, timeout=60)
         assert late.status_code == 404
         assert httpx.get(f"{service.url}/v2/health/ready").status_code == 200
