@@ -160,11 +160,14 @@ def test_a_repository_that_cannot_be_listed_retires_nothing(tmp_path: Path) -> N
 def test_a_model_folder_missing_at_one_look_only_is_not_retired(tmp_path: Path) -> None:
     publish(tmp_path, "m", 1, seed=1)
     with InProcessService(tmp_path, poll_interval_seconds=0.5) as service:
-        for _ in range(8):  # each time, at most one look finds it missing
+        # Gone for 0.2 s, then present for more than two intervals: at most one look finds it
+        # missing, and the next one surely finds it back (a shorter wait could let the next
+        # look fall into the next gap).
+        for _ in range(6):
             (tmp_path / "m").rename(tmp_path / "m.old")
             time.sleep(0.2)
             (tmp_path / "m.old").rename(tmp_path / "m")
-            time.sleep(0.4)
+            time.sleep(1.1)
             assert _serves(service.url)
         assert index(service.url) == VERSION_1_READY
 
