@@ -19,9 +19,13 @@ from service.evaluate.errors import EvaluationError
 from service.evaluate.job import ChunkEvaluator, EvaluationJob
 from service.evaluate.metrics import Tally
 
-__all__ = ["RayEngine"]
+__all__ = ["LOCAL_START_ATTEMPTS", "RayEngine"]
 
 Chunk = tuple[int, int]
+LOCAL_START_ATTEMPTS = 2
+"""How many times a local Ray is started before the evaluation gives up."""
+
+logger = logging.getLogger(__name__)
 
 
 class RayChunks:
@@ -66,18 +70,7 @@ class RayEngine:
             # Ray uploads these packages to the cluster; their dependencies must be installed
             # on the workers (the image).
             runtime_env["py_modules"] = [service, training]
-        try:
-            ray.init(
-                address=self.address or "local",
-                num_cpus=None if self.address else usable_cpus(),
-                runtime_env=runtime_env,
-                include_dashboard=False,
-                logging_level=logging.WARNING,
-                log_to_driver=False,
-            )
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            where = self.address or "a local Ray"
-            raise EvaluationError(f"cannot start or join {where}: {exc}") from None
+        self._start(ray, runtime_env)
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
@@ -85,6 +78,36 @@ class RayEngine:
         # "UDF failed" whose cause is lost on the way back.
         context.raise_original_map_exception = True
         return ray
+
+    def _start(self, ray: Any, runtime_env: dict[str, Any]) -> None:
+        """``ray.init``; a local Ray whose node does not register in time is started once more.
+
+        Ray gives a starting node a fixed 30 s to register with its GCS and raises a bare
+        ``Exception`` past it; on a loaded machine (or while the previous local Ray is still
+        exiting) one more start usually succeeds, and joining a cluster is never retried.
+        """
+        where = self.address or "a local Ray"
+        attempts = 1 if self.address else LOCAL_START_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            try:
+                ray.init(
+                    address=self.address or "local",
+                    num_cpus=None if self.address else usable_cpus(),
+                    runtime_env=runtime_env,
+                    include_dashboard=False,
+                    logging_level=logging.WARNING,
+                    log_to_driver=False,
+                )
+                return
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise EvaluationError(f"cannot start or join {where}: {exc}") from None
+            except Exception as exc:
+                ray.shutdown()
+                if attempt == attempts:
+                    raise EvaluationError(
+                        f"cannot start or join {where} ({attempts} tries): {exc}"
+                    ) from None
+                logger.warning("%s did not start (%s); starting it once more", where, exc)
 
     def run(
         self,

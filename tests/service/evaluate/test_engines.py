@@ -14,6 +14,7 @@ from service.evaluate.datasets import DatasetSpec
 from service.evaluate.job import EvaluationJob, LossSpec
 from service.evaluate.local_engine import LocalEngine
 from service.evaluate.models import ServedModel, local_model
+from service.evaluate.ray_engine import LOCAL_START_ATTEMPTS
 from service.evaluate.runner import evaluate
 from service.launcher import RunningService
 from tests.service.evaluate.conftest import TEST_ROWS
@@ -100,6 +101,49 @@ def test_an_actors_error_reaches_the_user_as_itself(
     # Ray logs the failed task itself; the command's own error line is the actor's message.
     lines = capsys.readouterr().err.splitlines()
     assert f"error: {path}: label 12 at row 250 is not a class id in 0..9" in lines
+
+
+class _FailingStarts:
+    """``ray.init`` whose first ``failures`` calls fail as Ray's own node-registration timeout."""
+
+    def __init__(self, real: Any, failures: int) -> None:
+        self.real, self.failures, self.calls = real, failures, 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise Exception("The current node timed out during startup.")
+        return self.real(*args, **kwargs)
+
+
+def test_a_local_ray_that_does_not_start_is_started_once_more(
+    repository: Path, cifar_folder: Path, tmp_path: Path, monkeypatch, caplog
+) -> None:
+    import ray
+
+    starts = _FailingStarts(ray.init, failures=1)
+    monkeypatch.setattr(ray, "init", starts)
+    args = ["--dataset", str(cifar_folder), "--model-repository", str(repository)]
+    out = ["--engine", "ray", "--workers", "1", "--no-progress", "--no-figures"]
+    assert main([*args, *out, "--out", str(tmp_path / "r")]) == 0
+    assert starts.calls == 2
+    assert "did not start (The current node timed out during startup.)" in caplog.text
+    assert json.loads((tmp_path / "r" / "report.json").read_text())["run"]["engine"] == "ray"
+
+
+def test_a_local_ray_that_never_starts_is_a_clear_error(
+    repository: Path, cifar_folder: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import ray
+
+    starts = _FailingStarts(ray.init, failures=LOCAL_START_ATTEMPTS)
+    monkeypatch.setattr(ray, "init", starts)
+    args = ["--dataset", str(cifar_folder), "--model-repository", str(repository)]
+    assert main([*args, "--engine", "ray", "--no-progress", "--out", str(tmp_path / "r")]) == 2
+    assert starts.calls == LOCAL_START_ATTEMPTS
+    error = capsys.readouterr().err
+    assert "error: cannot start or join a local Ray (2 tries): The current node timed out" in error
+    assert not (tmp_path / "r" / "report.json").exists()
 
 
 def _rounded(value: Any) -> Any:
