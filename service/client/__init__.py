@@ -10,6 +10,20 @@ A client machine needs grpcio, protobuf, httpx and numpy only: nothing here impo
 
 from service.client._grpc import GrpcClient
 from service.client._rest import RestClient
-from service.client._results import LossResult, PredictResult, RequestError, TopClass
+from service.client._results import (
+    CalibrationResult,
+    LossResult,
+    PredictResult,
+    RequestError,
+    TopClass,
+)
 
-__all__ = ["GrpcClient", "LossResult", "PredictResult", "RequestError", "RestClient", "TopClass"]
+__all__ = [
+    "CalibrationResult",
+    "GrpcClient",
+    "LossResult",
+    "PredictResult",
+    "RequestError",
+    "RestClient",
+    "TopClass",
+]

@@ -12,7 +12,15 @@ import numpy.typing as npt
 
 from service._generated.cifar10.v1 import classifier_pb2 as pb
 from service._generated.cifar10.v1 import classifier_pb2_grpc as pb_grpc
-from service.client._results import FloatArray, LossResult, PredictResult, RequestError, TopClass
+from service.client._results import (
+    QUALITY_FIGURES,
+    CalibrationResult,
+    FloatArray,
+    LossResult,
+    PredictResult,
+    RequestError,
+    TopClass,
+)
 from service.client._security import AUTHORIZATION, PathLike, bearer, channel_credentials
 from service.client._tensors import from_tensor, to_tensor
 
@@ -193,6 +201,41 @@ class GrpcClient:
             model=response.model.name if response.HasField("model") else None,
             metrics=_metrics(response),
         )  # fmt: skip
+
+    def calibrate(
+        self,
+        labels: npt.ArrayLike,
+        *,
+        logits: npt.ArrayLike | None = None,
+        probabilities: npt.ArrayLike | None = None,
+        images: Images | None = None,
+        model: str | None = None,
+        version: str | int | None = None,
+    ) -> CalibrationResult:
+        """The temperature that fits class-id ``labels`` [N] best, from logits or
+        probabilities [N, C] or images the model runs on (exactly one); stores nothing."""
+        request = pb.CalibrateRequest(
+            labels=to_tensor(np.asarray(labels)), model=model or "", version=str(version or "")
+        )
+        if logits is not None:
+            request.logits.CopyFrom(to_tensor(np.asarray(logits, np.float32)))
+        if probabilities is not None:
+            request.probabilities.CopyFrom(to_tensor(np.asarray(probabilities, np.float32)))
+        if images is not None:
+            for name, value in _pixels_or_images(images).items():
+                getattr(request, name).CopyFrom(value)
+        response = _call(self._stub.Calibrate, request, self.timeout, self._metadata)
+        ran = response.HasField("model")
+        return CalibrationResult(
+            temperature=response.temperature,
+            rows=response.rows,
+            iterations=response.iterations,
+            at_bound=response.at_bound,
+            before={name: getattr(response.before, name) for name in QUALITY_FIGURES},
+            after={name: getattr(response.after, name) for name in QUALITY_FIGURES},
+            model=response.model.name if ran else None,
+            version=response.model.version if ran else None,
+        )
 
     def list_models(self) -> dict[str, list[str]]:
         """Model name → versions."""

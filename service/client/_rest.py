@@ -12,7 +12,14 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
-from service.client._results import LossResult, PredictResult, RequestError, TopClass
+from service.client._results import (
+    QUALITY_FIGURES,
+    CalibrationResult,
+    LossResult,
+    PredictResult,
+    RequestError,
+    TopClass,
+)
 from service.client._security import PathLike, bearer, ssl_context
 
 __all__ = ["RestClient"]
@@ -145,6 +152,39 @@ class RestClient:
             gradient=_optional(got, "gradient"),
             model=got["model"]["name"] if "model" in got else None,
             metrics=got.get("metrics"),
+        )
+
+    def calibrate(
+        self,
+        labels: npt.ArrayLike,
+        *,
+        logits: npt.ArrayLike | None = None,
+        probabilities: npt.ArrayLike | None = None,
+        images: Images | None = None,
+        model: str | None = None,
+        version: str | int | None = None,
+    ) -> CalibrationResult:
+        """The temperature that fits class-id ``labels`` [N] best, from logits or
+        probabilities [N, C] or images the model runs on (exactly one); stores nothing."""
+        body: dict[str, Any] = {
+            "labels": np.asarray(labels).tolist(), "model": model, "version": version,
+        }  # fmt: skip
+        for name, value in (("logits", logits), ("probabilities", probabilities)):
+            if value is not None:
+                body[name] = np.asarray(value, dtype=np.float32).tolist()
+        if images is not None:
+            body |= _images(images)
+        got = self._post("/calibrate", {k: v for k, v in body.items() if v is not None})
+        ran = got.get("model")
+        return CalibrationResult(
+            temperature=float(got["temperature"]),
+            rows=int(got["rows"]),
+            iterations=int(got["iterations"]),
+            at_bound=bool(got["at_bound"]),
+            before={name: float(got["before"][name]) for name in QUALITY_FIGURES},
+            after={name: float(got["after"][name]) for name in QUALITY_FIGURES},
+            model=ran["name"] if ran else None,
+            version=ran["version"] if ran else None,
         )
 
     def list_models(self) -> dict[str, list[str]]:

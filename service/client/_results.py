@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["LossResult", "PredictResult", "RequestError", "TopClass"]
+__all__ = ["CalibrationResult", "LossResult", "PredictResult", "RequestError", "TopClass"]
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -51,3 +51,23 @@ class LossResult:
     gradient: FloatArray | None
     model: str | None
     metrics: dict[str, float] | None
+
+
+QUALITY_FIGURES = ("nll", "ece", "brier", "accuracy", "mean_confidence")
+"""The figures of ``CalibrationResult.before`` and ``.after``, by name."""
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """A temperature fitted to a labelled batch (nothing stored on the service): probabilities
+    are ``softmax(logits / temperature)``; ``before`` (T = 1) and ``after`` (the fitted T) hold
+    NLL, ECE (15 bins), Brier score, accuracy and mean confidence on the same rows."""
+
+    temperature: float
+    rows: int
+    iterations: int
+    at_bound: bool
+    before: dict[str, float]
+    after: dict[str, float]
+    model: str | None
+    version: str | None

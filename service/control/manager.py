@@ -23,6 +23,7 @@ from functools import partial
 from pathlib import Path
 
 from service.batching import BatchingOptions, DynamicBatcher, Observers
+from service.control.calibrations import apply_calibrations
 from service.control.statistics import VersionStatistics
 from service.control.versions import Batcher, Instance, ModelVersions
 from service.errors import ModelLoadError, UnavailableError
@@ -180,6 +181,8 @@ class ModelManager:
                 replaced.append(old)
         for version in [v for v in model.failed if v not in complete]:
             del model.failed[version]
+        if files is not None:
+            await apply_calibrations(model, files, previous)
         labels = _labels(model, complete)
         keep: set[int] = set()
         if model.desired and config is not None:

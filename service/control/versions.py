@@ -28,6 +28,10 @@ class Instance:
     model: ServedModel
     batcher: Batcher
     stamp: FileStamp
+    calibration_stamp: FileStamp | None = None
+    """The ``calibration.json`` last read for it (``None``: none read)."""
+    calibration_error: str = ""
+    """Why that file was refused (the version then serves uncalibrated)."""
 
     def matches(self, stamp: FileStamp, batching: BatchingOptions) -> bool:
         """Loaded from this file with these options (else it must be reloaded)."""
@@ -69,7 +73,11 @@ class ModelVersions:
             if version in self.serving:
                 if reason:
                     reason = f"a reload failed, the loaded file still serves: {reason}"
-                found.append(VersionStatus(version, VersionState.READY, reason))
+                elif self.serving[version].calibration_error:
+                    reason = f"serving uncalibrated: {self.serving[version].calibration_error}"
+                calibration = self.serving[version].model.calibration
+                temperature = calibration.temperature if calibration is not None else None
+                found.append(VersionStatus(version, VersionState.READY, reason, temperature))
             elif version in self.loading:
                 found.append(VersionStatus(version, VersionState.LOADING))
             elif version in self.retiring.values():

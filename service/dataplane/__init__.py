@@ -2,6 +2,8 @@
 
 from service.activations import Activation
 from service.dataplane.messages import (
+    CalibrateRequest,
+    CalibrationOutcome,
     FloatArray,
     Images,
     IndexEntry,
@@ -19,6 +21,8 @@ from service.dataplane.plane import DataPlane
 
 __all__ = [
     "Activation",
+    "CalibrateRequest",
+    "CalibrationOutcome",
     "DataPlane",
     "FloatArray",
     "Images",

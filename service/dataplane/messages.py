@@ -8,12 +8,15 @@ from dataclasses import dataclass, field
 import numpy.typing as npt
 
 from service.activations import FloatArray
+from service.calibration import Quality, TemperatureFit
 from service.dataplane.options import PredictOptions
 from service.execution.runs import Images, TopClass
 from service.losses import LossResult
 from service.repository import ServedModel, VersionStatus
 
 __all__ = [
+    "CalibrateRequest",
+    "CalibrationOutcome",
     "FloatArray",
     "Images",
     "IndexEntry",
@@ -38,6 +41,10 @@ class Prediction:
     scores: FloatArray | None
     """Probabilities (softmax, sigmoid) or log-probabilities (log_softmax); ``None`` for none."""
     top_k: list[list[TopClass]] | None
+    calibrated: bool = False
+    """Whether the version's calibration was applied to the scores."""
+    temperature: float = 1.0
+    """What divided the logits before the activation (calibration × the request's)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,27 @@ class LossOutcome:
     result: LossResult
     model: ServedModel | None
     metrics: dict[str, float] | None
+
+
+@dataclass(frozen=True)
+class CalibrateRequest:
+    """A temperature fitted to a labelled batch (see :mod:`service.calibration.request`)."""
+
+    labels: npt.ArrayLike
+    """Class ids [N]."""
+    inputs: LossInput
+    """Logits or probabilities [N, C], or images the model runs on first."""
+
+
+@dataclass(frozen=True)
+class CalibrationOutcome:
+    """The fitted temperature, the figures at T = 1 and at the fitted T (on the same rows),
+    and the model when it ran."""
+
+    fit: TemperatureFit
+    before: Quality
+    after: Quality
+    model: ServedModel | None
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,12 @@ from typing import ParamSpec, TypeVar
 
 import numpy as np
 
+from service.calibration.request import calibrate_rows
 from service.control import ModelControl
 from service.dataplane.catalog import Catalog
 from service.dataplane.messages import (
+    CalibrateRequest,
+    CalibrationOutcome,
     FloatArray,
     Images,
     LossOutcome,
@@ -191,9 +194,12 @@ class DataPlane:
                 f"top_k must be between 0 and {model.num_classes}, got {options.top_k}",
                 field="top_k",
             )
-        post = Postprocess(options.activation, options.temperature, options.top_k)
+        temperature, calibrated = options.divisor(model.calibration)
+        post = Postprocess(options.activation, temperature, options.top_k)
         output = await self._run(model, ModelCall(images, post), field, deadline)
-        return Prediction(model, output.logits, options, output.scores, output.top_k)
+        return Prediction(
+            model, output.logits, options, output.scores, output.top_k, calibrated, temperature
+        )
 
     async def loss(self, request: LossRequest, *, deadline: float | None = None) -> LossOutcome:
         """``compute_loss`` on the given predictions, or on the model's logits for images (then
@@ -209,6 +215,31 @@ class DataPlane:
         if inputs.from_logits:
             return await self.executor.run(_loss, request, inputs.values, None, None)
         return await self.executor.run(_loss, request, None, inputs.values, None)
+
+    async def calibrate(
+        self, request: CalibrateRequest, *, deadline: float | None = None
+    ) -> CalibrationOutcome:
+        """Fit a temperature to labelled logits or probabilities, or to the model's logits
+        for images, and measure the rows before and after it (stores nothing)."""
+        inputs = request.inputs
+        if isinstance(inputs, ModelImages):
+            logits = await self.infer(
+                inputs.model, inputs.images, field=inputs.field, deadline=deadline
+            )
+            fitted = await self.executor.run(
+                calibrate_rows, request.labels, logits, field=inputs.field
+            )
+            return CalibrationOutcome(fitted.fit, fitted.before, fitted.after, inputs.model)
+        if isinstance(inputs.values, Sized) and getattr(inputs.values, "ndim", 1) > 0:
+            self.check_rows(len(inputs.values), inputs.field)
+        fitted = await self.executor.run(
+            calibrate_rows,
+            request.labels,
+            inputs.values,
+            field=inputs.field,
+            probabilities=not inputs.from_logits,
+        )
+        return CalibrationOutcome(fitted.fit, fitted.before, fitted.after, None)
 
 
 def _loss(

@@ -9,8 +9,12 @@ import numpy as np
 
 from service._generated.cifar10.v1 import classifier_pb2 as pb
 from service._generated.cifar10.v1 import classifier_pb2_grpc as pb_grpc
+from service.calibration import Quality
 from service.dataplane import (
+    CalibrateRequest,
+    CalibrationOutcome,
     DataPlane,
+    LossInput,
     LossOutcome,
     LossRequest,
     ModelImages,
@@ -37,6 +41,8 @@ def _encode_prediction(prediction: Prediction) -> pb.PredictResponse:
         model=_ref(prediction.model),
         activation=activation,
         logits=tensor_from_array(prediction.logits),
+        calibrated=prediction.calibrated,
+        temperature=prediction.temperature,
     )
     if prediction.scores is not None and activation.scores_name is not None:
         getattr(response, activation.scores_name).CopyFrom(tensor_from_array(prediction.scores))
@@ -64,6 +70,31 @@ def _encode_loss(outcome: LossOutcome) -> pb.LossResponse:
     return response
 
 
+def _quality(quality: Quality) -> pb.CalibrationQuality:
+    return pb.CalibrationQuality(
+        nll=quality.nll,
+        ece=quality.ece,
+        brier=quality.brier,
+        accuracy=quality.accuracy,
+        mean_confidence=quality.mean_confidence,
+    )
+
+
+def _encode_calibration(outcome: CalibrationOutcome) -> pb.CalibrateResponse:
+    fit = outcome.fit
+    response = pb.CalibrateResponse(
+        temperature=fit.temperature,
+        rows=fit.rows,
+        iterations=fit.iterations,
+        at_bound=fit.at_bound,
+        before=_quality(outcome.before),
+        after=_quality(outcome.after),
+    )
+    if outcome.model is not None:
+        response.model.CopyFrom(_ref(outcome.model))
+    return response
+
+
 def _loss_options(request: pb.LossRequest) -> dict[str, Any]:
     """The loss options the request sets (``alpha``: one number, or one per class)."""
     options: dict[str, Any] = {}
@@ -87,7 +118,9 @@ class ClassifierServicer(pb_grpc.ClassifierServicer):
     def __init__(self, plane: DataPlane) -> None:
         self.plane = plane
 
-    async def _images(self, kind: str, request: pb.PredictRequest | pb.LossRequest) -> Any:
+    async def _images(
+        self, kind: str, request: pb.PredictRequest | pb.LossRequest | pb.CalibrateRequest
+    ) -> Any:
         model = self.plane.model(request.model or None, request.version or None)
         self.plane.check_room(model)
         if kind == "images":
@@ -106,6 +139,7 @@ class ClassifierServicer(pb_grpc.ClassifierServicer):
             activation=request.activation or None,
             temperature=request.temperature if request.HasField("temperature") else None,
             top_k=request.top_k or None,
+            calibrated=request.calibrated if request.HasField("calibrated") else None,
         )
         model, images = await self._images(kind, request)
         prediction = await self.plane.predict(
@@ -122,7 +156,9 @@ class ClassifierServicer(pb_grpc.ClassifierServicer):
         async for request in request_iterator:
             yield await self._predict(request, context)
 
-    async def Loss(self, request: pb.LossRequest, context: Context) -> pb.LossResponse:
+    async def _labelled_inputs(self, request: pb.LossRequest | pb.CalibrateRequest) -> LossInput:
+        """The predictions of a labelled request (its ``predictions`` oneof), once its labels
+        are known to be there."""
         kind = request.WhichOneof("predictions")
         if kind is None:
             raise InvalidInputError(
@@ -130,12 +166,13 @@ class ClassifierServicer(pb_grpc.ClassifierServicer):
             )
         if not request.HasField("labels"):
             raise InvalidInputError("labels are required", field="labels")
-        inputs: Predictions | ModelImages
         if kind in ("logits", "probabilities"):
-            inputs = Predictions(array_from_tensor(getattr(request, kind), kind), kind == "logits")
-        else:
-            model, images = await self._images(kind, request)
-            inputs = ModelImages(model, images, kind)
+            return Predictions(array_from_tensor(getattr(request, kind), kind), kind == "logits")
+        model, images = await self._images(kind, request)
+        return ModelImages(model, images, kind)
+
+    async def Loss(self, request: pb.LossRequest, context: Context) -> pb.LossResponse:
+        inputs = await self._labelled_inputs(request)
         weights = None
         if request.HasField("sample_weight"):
             weights = array_from_tensor(request.sample_weight, "sample_weight")
@@ -153,6 +190,16 @@ class ClassifierServicer(pb_grpc.ClassifierServicer):
         )
         return _encode_loss(outcome)
 
+    async def Calibrate(
+        self, request: pb.CalibrateRequest, context: Context
+    ) -> pb.CalibrateResponse:
+        inputs = await self._labelled_inputs(request)
+        labels = array_from_tensor(request.labels, "labels")
+        outcome = await self.plane.calibrate(
+            CalibrateRequest(labels, inputs), deadline=deadline_of(context)
+        )
+        return _encode_calibration(outcome)
+
     async def ListModels(
         self, request: pb.ListModelsRequest, context: Context
     ) -> pb.ListModelsResponse:
@@ -163,7 +210,12 @@ class ClassifierServicer(pb_grpc.ClassifierServicer):
                     versions=[str(v) for v in m.versions],
                     latest=str(m.latest),
                     states=[
-                        pb.VersionState(version=str(s.version), state=s.state, reason=s.reason)
+                        pb.VersionState(
+                            version=str(s.version),
+                            state=s.state,
+                            reason=s.reason,
+                            calibration_temperature=s.calibration_temperature or 0.0,
+                        )
                         for s in m.states
                     ],
                     labels={label: str(v) for label, v in m.labels.items()},

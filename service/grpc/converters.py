@@ -116,4 +116,12 @@ def infer_response_to_proto(response: InferResponse) -> v2.ModelInferResponse:
             name=output.name, datatype=output.datatype, shape=list(output.data.shape)
         )
         message.raw_output_contents.append(to_bytes(output.data))
+    for key, value in response.parameters.items():
+        parameter = message.parameters[key]
+        if isinstance(value, bool):
+            parameter.bool_param = value
+        elif isinstance(value, float):
+            parameter.double_param = value
+        else:
+            parameter.string_param = str(value)
     return message

@@ -4,8 +4,10 @@ Outputs offered for every model: the model's own output (``logits``) and ``proba
 computed by the server with the activation chosen by the request parameter ``activation``
 (``softmax`` by default, or ``sigmoid``/``log_softmax``; with ``log_softmax`` the
 ``probabilities`` output holds log-probabilities; ``none`` offers the logits alone).
-``temperature`` is also a request parameter, and ``timeout`` (microseconds, as tritonclient
-sends it) bounds how long the request may wait for the model.
+``temperature`` and ``calibrated`` (apply the version's calibration; true by default) are also
+request parameters, and ``timeout`` (microseconds, as tritonclient sends it) bounds how long the
+request may wait for the model. Every response's parameters say whether the calibration was
+applied (``calibrated``) and what divided the logits (``temperature``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from service.codecs import pixels
 from service.codecs.tensors import datatype_of
 from service.dataplane import DataPlane, PredictOptions
 from service.errors import InvalidInputError, NotFoundError
+from service.repository import ServedModel
 
 __all__ = [
     "PROBABILITIES",
@@ -81,6 +84,7 @@ class InferResponse:
     model_version: str
     id: str
     outputs: list[InferOutput]
+    parameters: dict[str, Any] = field(default_factory=dict)
 
     @property
     def nbytes(self) -> int:
@@ -122,7 +126,14 @@ def model_metadata(plane: DataPlane, name: str, version: str | None) -> dict[str
             }
         ],
         "outputs": [{"name": n, "datatype": "FP32", "shape": s} for n, s in outputs],
-    }
+    } | _calibration_parameters(model)
+
+
+def _calibration_parameters(model: ServedModel) -> dict[str, Any]:
+    """The version's calibration, as metadata ``parameters`` (a key clients pass over)."""
+    if model.calibration is None:
+        return {}
+    return {"parameters": {"calibration_temperature": model.calibration.temperature}}
 
 
 def _deadline(parameters: dict[str, Any], deadline: float | None) -> float | None:
@@ -154,6 +165,7 @@ async def infer(
         "parameter ",
         activation=request.parameters.get("activation"),
         temperature=request.parameters.get("temperature"),
+        calibrated=request.parameters.get("calibrated"),
     )
     available = [model.output.name]
     if options.activation.scores_name is not None:
@@ -172,4 +184,5 @@ async def infer(
     values = {model.output.name: prediction.logits, PROBABILITIES: prediction.scores}
     parameters = {o.name: o.parameters for o in request.outputs}
     outputs = [InferOutput(name, values[name], parameters.get(name, {})) for name in wanted]  # type: ignore[arg-type]
-    return InferResponse(model.name, str(model.version), request.id, outputs)
+    scaling = {"calibrated": prediction.calibrated, "temperature": prediction.temperature}
+    return InferResponse(model.name, str(model.version), request.id, outputs, scaling)

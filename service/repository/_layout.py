@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from service.calibration.file import CALIBRATION_FILE
 from service.errors import ModelLoadError
 
 __all__ = ["CONFIG_FILE", "MODEL_FILE", "FileStamp", "ModelFiles", "discover", "scan"]
@@ -41,6 +42,8 @@ class ModelFiles:
     """Stamp of ``config.json``; ``None`` without one."""
     unreadable: bool = False
     """The folder or one of its files could not be read at this look (not: is gone)."""
+    calibrations: dict[int, FileStamp] = field(default_factory=dict)
+    """Version → stamp of its ``calibration.json``, for versions that have one."""
 
     def path(self, version: int) -> Path:
         """The ONNX file of ``version``."""
@@ -75,15 +78,22 @@ def scan(repository: Path, *, complete: bool = False) -> dict[str, ModelFiles]:
 
 
 def _model_files(folder: Path) -> ModelFiles:
-    versions = {}
+    versions, calibrations = {}, {}
     for entry in folder.iterdir():
         # ASCII digits only: isdigit() also accepts "²", which int() refuses.
         if entry.name.isascii() and entry.name.isdigit() and len(entry.name) <= 18:
             stamp = _stamp(entry / MODEL_FILE)
             if stamp is not None:
                 versions[int(entry.name)] = stamp
+                calibration = _stamp(entry / CALIBRATION_FILE)
+                if calibration is not None:
+                    calibrations[int(entry.name)] = calibration
     return ModelFiles(
-        folder.name, folder, dict(sorted(versions.items())), _stamp(folder / CONFIG_FILE)
+        folder.name,
+        folder,
+        dict(sorted(versions.items())),
+        _stamp(folder / CONFIG_FILE),
+        calibrations=calibrations,
     )
 
 

@@ -18,6 +18,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from service.batching import BatchingOptions
+from service.calibration.file import Calibration
 from service.errors import ModelLoadError
 
 __all__ = ["LoadedModel", "ServedModel", "TensorSpec", "load_model"]
@@ -66,6 +67,8 @@ class ServedModel:
     instance: int = 0
     """Which load of this version it is: a reload is a new instance beside the old one, so
     that the old can finish its batches while the new takes traffic."""
+    calibration: Calibration | None = None
+    """The version's ``calibration.json``: its softmax scores are served calibrated."""
 
     @property
     def num_classes(self) -> int:

@@ -36,6 +36,8 @@ class VersionStatus:
     version: int
     state: VersionState
     reason: str = ""
+    calibration_temperature: float | None = None
+    """The temperature of the calibration a READY version serves with (``None``: none)."""
 
 
 @dataclass(frozen=True)

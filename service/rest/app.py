@@ -9,7 +9,7 @@ from service.dataplane import DataPlane
 from service.rest.errors import install_error_handlers
 from service.rest.middleware import BodySizeLimit, RequestDeadline, RequestMetrics
 from service.rest.openapi import install_openapi
-from service.rest.routes import health, loss, models, predict, v2, v2_repository
+from service.rest.routes import calibrate, health, loss, models, predict, v2, v2_repository
 from service.rest.security import install_security
 from service.security import Security
 from service.telemetry import Telemetry
@@ -36,7 +36,7 @@ def create_app(
     )
     app.state.dataplane = plane
     app.state.telemetry = telemetry
-    for module in (predict, loss, models, health, v2_repository, v2):
+    for module in (predict, loss, calibrate, models, health, v2_repository, v2):
         app.include_router(module.router)
     install_error_handlers(app)
     security = security or Security()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from service.codecs import decode_base64, decode_images, pixels
 from service.codecs.json_arrays import (
@@ -21,8 +21,10 @@ from service.codecs.json_arrays import (
     to_python,
 )
 from service.dataplane import (
+    CalibrateRequest,
     DataPlane,
     Images,
+    LossInput,
     LossRequest,
     ModelImages,
     Predictions,
@@ -30,9 +32,9 @@ from service.dataplane import (
 )
 from service.errors import InvalidInputError
 from service.repository import ServedModel
-from service.rest.schemas import LossBody, PredictBody
+from service.rest.schemas import CalibrateBody, LossBody, PredictBody
 
-__all__ = ["PredictCall", "decode_loss", "decode_predict", "decode_uploads"]
+__all__ = ["PredictCall", "decode_calibrate", "decode_loss", "decode_predict", "decode_uploads"]
 
 PIXELS = "instances"
 
@@ -95,10 +97,28 @@ def decode_uploads(files: Sequence[bytes], model: ServedModel, plane: DataPlane)
     return decode_images(files, model.image_shape, "file")
 
 
-def decode_loss(body: bytes, plane: DataPlane) -> LossRequest:
-    """``POST /loss``."""
-    fields, pixel_array = _fields(body)
-    parsed = LossBody.model_validate(fields)
+class _LabelledBody(Protocol):
+    """The input fields ``POST /loss`` and ``POST /calibrate`` share."""
+
+    @property
+    def logits(self) -> list[Any] | None: ...
+    @property
+    def probabilities(self) -> list[Any] | None: ...
+    @property
+    def instances(self) -> list[Any] | None: ...
+    @property
+    def images(self) -> list[str] | None: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def version(self) -> int | str | None: ...
+
+
+def _labelled_inputs(
+    parsed: _LabelledBody, pixel_array: JsonArray | None, plane: DataPlane
+) -> LossInput:
+    """What a labelled request's predictions are: exactly one of logits, probabilities,
+    instances or images (then with the model they are for)."""
     given = {
         "logits": parsed.logits is not None,
         "probabilities": parsed.probabilities is not None,
@@ -109,21 +129,32 @@ def decode_loss(body: bytes, plane: DataPlane) -> LossRequest:
         raise InvalidInputError(
             "give exactly one of logits, probabilities, instances or images", field="logits"
         )
-    inputs: Predictions | ModelImages
     if parsed.logits is not None:
-        inputs = Predictions(parsed.logits, from_logits=True)
-    elif parsed.probabilities is not None:
-        inputs = Predictions(parsed.probabilities, from_logits=False)
-    else:
-        model = plane.model(parsed.model, parsed.version)
-        images, field = _images(plane, model, pixel_array, parsed.images)
-        inputs = ModelImages(model, images, field)
+        return Predictions(parsed.logits, from_logits=True)
+    if parsed.probabilities is not None:
+        return Predictions(parsed.probabilities, from_logits=False)
+    model = plane.model(parsed.model, parsed.version)
+    images, field = _images(plane, model, pixel_array, parsed.images)
+    return ModelImages(model, images, field)
+
+
+def decode_loss(body: bytes, plane: DataPlane) -> LossRequest:
+    """``POST /loss``."""
+    fields, pixel_array = _fields(body)
+    parsed = LossBody.model_validate(fields)
     return LossRequest(
         loss=parsed.loss,
         labels=parsed.labels,
-        inputs=inputs,
+        inputs=_labelled_inputs(parsed, pixel_array, plane),
         reduction=parsed.reduction,
         sample_weight=parsed.sample_weight,
         options=parsed.options(),
         return_gradient=parsed.return_gradient,
     )
+
+
+def decode_calibrate(body: bytes, plane: DataPlane) -> CalibrateRequest:
+    """``POST /calibrate``."""
+    fields, pixel_array = _fields(body)
+    parsed = CalibrateBody.model_validate(fields)
+    return CalibrateRequest(parsed.labels, _labelled_inputs(parsed, pixel_array, plane))

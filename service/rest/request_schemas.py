@@ -16,7 +16,7 @@ from service.codecs.tensors import DATATYPES
 from service.dataplane import Activation
 from service.losses import LOSSES, REDUCTIONS
 from service.repository import LABEL, ModelRepository
-from service.rest.schemas import LossBody, PredictBody, PredictForm
+from service.rest.schemas import CalibrateBody, LossBody, PredictBody, PredictForm
 
 __all__ = ["REF", "request_schemas"]
 
@@ -52,6 +52,12 @@ def _encoded(rows: int) -> dict[str, Any]:
         "minItems": 1,
         "maxItems": rows,
     }
+
+
+def _matrix(value: dict[str, Any], rows: int) -> dict[str, Any]:
+    """``[N, C]`` with ``1 <= N <= rows`` and ``C >= 2`` (rows of one length: checked, 400)."""
+    row = {"type": "array", "items": value, "minItems": 2}
+    return {"type": "array", "items": row, "minItems": 1, "maxItems": rows}
 
 
 def _tighten(
@@ -117,6 +123,26 @@ def request_schemas(repository: ModelRepository, rows: int) -> dict[str, Any]:
     loss["properties"]["reduction"] = {"type": "string", "enum": list(REDUCTIONS)}
     loss["properties"]["labels"] = {"type": "array", "items": row, "minItems": 1}
     schemas["LossRequest"] = _tighten(loss, {**loss_inputs, **common}, loss_inputs)
+
+    calibrate = CalibrateBody.model_json_schema(ref_template=REF)
+    class_id = {"type": "integer", "minimum": 0, "maximum": most_classes - 1}
+    one_id = {"type": "array", "items": class_id, "minItems": 1, "maxItems": 1}
+    calibrate["properties"]["labels"] = {
+        "type": "array",
+        "items": {"anyOf": [class_id, one_id]},
+        "minItems": 1,
+        "maxItems": rows,
+        "description": calibrate["properties"]["labels"].get("description", ""),
+    }
+    unit = {"type": "number", "minimum": 0, "maximum": 1}
+    calibrate_inputs = {
+        "logits": _matrix(number, rows),
+        "probabilities": _matrix(unit, rows),
+        **inputs,
+    }
+    schemas["CalibrateRequest"] = _tighten(
+        calibrate, {**calibrate_inputs, **common}, calibrate_inputs
+    )
     schemas.update(_v2_schemas(repository, rows))
     return schemas
 

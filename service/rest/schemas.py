@@ -22,6 +22,9 @@ from service.dataplane import Activation, PredictOptions
 from service.losses import LOSS_OPTIONS, LOSSES, REDUCTIONS
 
 __all__ = [
+    "CalibrateBody",
+    "CalibrateResponse",
+    "CalibrationQualityBody",
     "ErrorBody",
     "HealthStatus",
     "LossBody",
@@ -92,6 +95,13 @@ class PredictResponse(BaseModel):
     probabilities: list[list[float]] | None = Field(None, description="softmax or sigmoid")
     log_probabilities: list[list[float]] | None = Field(None, description="log_softmax")
     top_k: list[list[TopClassBody]] | None = None
+    calibrated: bool = Field(
+        description="Whether the version's calibration was applied to the scores."
+    )
+    temperature: float = Field(
+        description="What divided the logits before the activation: the calibration's "
+        "temperature (when applied) times the request's."
+    )
 
 
 class _LossFields(BaseModel):
@@ -145,6 +155,55 @@ class LossResponse(BaseModel):
     metrics: Metrics | None = None
 
 
+class CalibrateBody(BaseModel):
+    """``POST /calibrate``: class-id labels plus exactly one of logits, probabilities,
+    instances, images."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    labels: list[Any] = Field(description="Class ids [N] in 0..C-1.")
+    logits: list[Any] | None = Field(None, description="[N, C] raw model outputs, C >= 2.")
+    probabilities: list[Any] | None = Field(
+        None,
+        description="[N, C] softmax outputs in [0, 1], each row summing to 1 (within 0.001); "
+        "fitted as logits log(p).",
+    )
+    instances: list[Any] | None = Field(None, description="Pixels [N, H, W, C]: the model runs.")
+    images: list[str] | None = Field(None, description="Base64 images: the model runs.")
+    model: str | None = Field(None, description="Model that runs on instances or images.")
+    version: Version | None = Field(None, description="Its version (default: the latest).")
+
+
+class CalibrationQualityBody(BaseModel):
+    """Calibration figures of the request's rows at one temperature (means over rows)."""
+
+    nll: float = Field(description="Mean negative log-likelihood of the labels.")
+    ece: float = Field(description="Expected calibration error, 15 equal-width bins.")
+    brier: float = Field(
+        description="Mean squared distance between the probabilities and the one-hot label."
+    )
+    accuracy: float
+    mean_confidence: float = Field(description="Mean of the highest probability of each row.")
+
+
+class CalibrateResponse(BaseModel):
+    """A temperature fitted to the request's rows; nothing is stored."""
+
+    temperature: float = Field(
+        description="The fitted temperature: probabilities are softmax(logits / temperature)."
+    )
+    rows: int
+    iterations: int = Field(description="Passes over the rows the fit took.")
+    at_bound: bool = Field(
+        description="The temperature hit the fitted range's bound (separable or degenerate data)."
+    )
+    before: CalibrationQualityBody = Field(description="At temperature 1.")
+    after: CalibrationQualityBody = Field(
+        description="At the fitted temperature, on the same rows (an optimistic figure)."
+    )
+    model: ModelRef | None = Field(None, description="The model that ran, when one did.")
+
+
 class ErrorDetail(BaseModel):
     code: str = Field(description="Stable machine-readable error kind.")
     message: str = Field(description="What is wrong, naming the field at fault.")
@@ -170,6 +229,9 @@ class VersionStateBody(BaseModel):
     version: str
     state: str = Field(description="LOADING, READY, UNLOADING or FAILED")
     reason: str = Field(description="Why it failed (or why a reload failed), else empty")
+    calibration_temperature: float | None = Field(
+        None, description="The temperature of the calibration a READY version serves with"
+    )
 
 
 class ModelVersionsBody(BaseModel):
@@ -207,6 +269,9 @@ class ModelDescription(BaseModel):
     device: str
     batching: dict[str, Any]
     metadata: dict[str, Any]
+    calibration: dict[str, Any] | None = Field(
+        description="The version's calibration.json (temperature, how it was fitted), or null"
+    )
 
 
 class RepositoryIndexBody(BaseModel):

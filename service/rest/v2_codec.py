@@ -130,6 +130,8 @@ def encode_infer_response(
     }
     if response.id:
         body["id"] = response.id
+    if response.parameters:
+        body["parameters"] = response.parameters
     header = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
     if not chunks:
         return header, None

@@ -37,6 +37,7 @@ def describe(plane: DataPlane, model: ServedModel) -> dict[str, Any]:
         "device": model.provider,
         "batching": model.batching.model_dump(),
         "metadata": model.metadata,
+        "calibration": model.calibration.model_dump() if model.calibration else None,
     }
 
 
@@ -50,7 +51,13 @@ async def list_models(request: Request) -> Response:
             "latest": str(m.latest),
             "labels": {label: str(v) for label, v in m.labels.items()},
             "states": [
-                {"version": str(s.version), "state": s.state, "reason": s.reason} for s in m.states
+                {
+                    "version": str(s.version),
+                    "state": s.state,
+                    "reason": s.reason,
+                    "calibration_temperature": s.calibration_temperature,
+                }
+                for s in m.states
             ],
         }
         for m in plane.models.served()

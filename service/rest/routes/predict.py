@@ -27,6 +27,8 @@ def encode_prediction(prediction: Prediction) -> dict[str, Any]:
         "model": {"name": model.name, "version": str(model.version)},
         "activation": options.activation,
         "logits": prediction.logits,
+        "calibrated": prediction.calibrated,
+        "temperature": prediction.temperature,
     }
     if options.activation.scores_name is not None:
         body[options.activation.scores_name] = prediction.scores

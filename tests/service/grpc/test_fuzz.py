@@ -161,6 +161,13 @@ def _check_answers(case: Case, responses: list[Message]) -> None:
             _consistent(response.per_sample)
             if response.HasField("gradient"):
                 _consistent(response.gradient)
+        elif isinstance(response, pb.CalibrateResponse):
+            assert 1e-3 <= response.temperature <= 1e3
+            assert response.rows >= 1
+            assert response.iterations >= 1
+            for quality in (response.before, response.after):
+                figures = (quality.nll, quality.ece, quality.brier, quality.accuracy)
+                assert all(math.isfinite(f) for f in figures), quality
         elif isinstance(response, v2.ModelInferResponse):
             assert isinstance(request, v2.ModelInferRequest)
             assert response.id == request.id
@@ -373,6 +380,33 @@ def loss_requests(
     else:
         request.model = "cifar10"
         request.pixels.CopyFrom(tensor(_pixels(draw, rows)))
+    return request
+
+
+@st.composite
+def calibrate_requests(
+    draw: st.DrawFn, sources: tuple[str, ...] = ("logits", "probabilities", "pixels", "images")
+) -> pb.CalibrateRequest:
+    """A valid ``CalibrateRequest``: class ids and logits, probabilities, pixels or PNGs."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    rows = draw(st.integers(1, 6))
+    request = pb.CalibrateRequest(labels=tensor(rng.integers(0, 10, rows).astype(np.int64)))
+    logits = (rng.normal(size=(rows, 10)) * draw(st.sampled_from([0.1, 1.0, 30.0]))).astype(
+        np.float32
+    )
+    source = draw(st.sampled_from(sources))
+    if source == "logits":
+        request.logits.CopyFrom(tensor(logits))
+    elif source == "probabilities":
+        request.probabilities.CopyFrom(tensor(_softmax(logits)))
+    else:
+        request.model = "cifar10"
+        request.version = draw(st.sampled_from(["", "1", "2"]))
+        pixels = _pixels(draw, rows)
+        if source == "pixels":
+            request.pixels.CopyFrom(tensor(pixels))
+        else:
+            request.images.images.extend(png(image) for image in pixels)
     return request
 
 
@@ -1239,6 +1273,110 @@ def loss_ignore_class(draw: st.DrawFn) -> Case:
     return _loss(request, OK)
 
 
+# Calibration.
+def _calibrate(request: pb.CalibrateRequest, expect: frozenset[Code] | None = INVALID) -> Case:
+    return Case("Calibrate", (request,), expect)
+
+
+@mutation("calibrate: labels or predictions missing")
+def calibrate_missing(draw: st.DrawFn) -> Case:
+    request = draw(calibrate_requests())
+    request.ClearField(draw(st.sampled_from(["labels", request.WhichOneof("predictions")])))
+    return _calibrate(request)
+
+
+@mutation("calibrate: labels rows ≠ predictions rows, or labels not [N]")
+def calibrate_label_shape(draw: st.DrawFn) -> Case:
+    request = draw(calibrate_requests())
+    rows = request.labels.shape[0]
+    shape = draw(
+        st.one_of(
+            st.integers(0, 8).filter(lambda n: n != rows).map(lambda n: (n,)),
+            st.sampled_from([(), (rows, 2), (rows, 1, 1), (1, rows, 2)]),
+        )
+    )
+    request.labels.CopyFrom(tensor(np.zeros(shape, np.int64)))
+    return _calibrate(request)
+
+
+@mutation("calibrate: class id out of range, or not an integer")
+def calibrate_class_id(draw: st.DrawFn) -> Case:
+    request = draw(calibrate_requests())
+    ids = np.frombuffer(request.labels.data, "<i8").copy()
+    row = draw(st.integers(0, ids.size - 1))
+    if draw(st.booleans()):  # INT64 beyond the classes
+        ids[row] = draw(st.one_of(st.integers(-(2**63), -1), st.integers(10, 2**63 - 1)))
+        request.labels.data = ids.tobytes()
+    else:  # FLOAT32 not integral, not finite, or beyond the classes
+        labels = ids.astype(np.float32)
+        bad = [-1.0, 10.0, 0.5, 9.99, math.nan, math.inf, -math.inf, 1e30, 3.4e38, -3.4e38]
+        labels[row] = draw(st.sampled_from(bad))
+        request.labels.CopyFrom(tensor(labels))
+    return _calibrate(request)
+
+
+@mutation("calibrate: logits not finite or not [N, C >= 2]")
+def calibrate_bad_logits(draw: st.DrawFn) -> Case:
+    request = draw(calibrate_requests(sources=("logits",)))
+    rows = request.labels.shape[0]
+    if draw(st.booleans()):
+        values = np.frombuffer(request.logits.data, "<f4").copy()
+        values[draw(st.integers(0, values.size - 1))] = draw(
+            st.sampled_from([math.nan, math.inf, -math.inf])
+        )
+        request.logits.data = values.tobytes()
+    else:
+        shape = draw(st.sampled_from([(), (rows,), (rows, 1), (rows, 0), (0, 10), (rows, 2, 5)]))
+        request.logits.CopyFrom(tensor(np.zeros(shape, np.float32)))
+    return _calibrate(request)
+
+
+@mutation("calibrate: probabilities outside [0, 1] or a row not summing to 1")
+def calibrate_bad_probabilities(draw: st.DrawFn) -> Case:
+    request = draw(calibrate_requests(sources=("probabilities",)))
+    values = np.frombuffer(request.probabilities.data, "<f4").reshape(-1, 10).copy()
+    row = draw(st.integers(0, len(values) - 1))
+    if draw(st.booleans()):
+        bad = [-1e-6, 1.0001, 2.0, math.nan, math.inf, -math.inf, 3.4e38]
+        values[row, draw(st.integers(0, 9))] = draw(st.sampled_from(bad))
+    else:
+        values[row] = draw(st.sampled_from([0.0, 0.2, 0.5]))  # sums 0, 2 or 5
+    request.probabilities.data = values.tobytes()
+    return _calibrate(request)
+
+
+@mutation("calibrate: tensor dtype unspecified or unknown")
+def calibrate_tensor_dtype(draw: st.DrawFn) -> Case:
+    request = draw(calibrate_requests(sources=("logits", "probabilities", "pixels")))
+    which = draw(st.sampled_from(["labels", request.WhichOneof("predictions")]))
+    dtype = draw(st.one_of(st.just(0), st.integers(4, 2**31 - 1), st.integers(-(2**31), -1)))
+    getattr(request, which).dtype = dtype
+    return _calibrate(request)
+
+
+@mutation("calibrate: unknown model or version for the model to run")
+def calibrate_unknown_model(draw: st.DrawFn) -> Case:
+    request = draw(calibrate_requests(sources=("pixels", "images")))
+    if draw(st.booleans()):
+        request.model = draw(_not_in(SERVED_NAMES))
+        return _calibrate(request, NOT_SERVED)
+    request.version = draw(_unknown_versions())
+    return _calibrate(request, NOT_FOUND)
+
+
+@mutation("calibrate: more rows than allowed")
+def calibrate_too_many_rows(draw: st.DrawFn) -> Case:
+    request = draw(calibrate_requests(sources=("logits", "probabilities", "pixels")))
+    rows = draw(st.integers(MAX_ROWS + 1, MAX_ROWS + 8))
+    request.labels.CopyFrom(tensor(np.zeros(rows, np.int64)))
+    kind = request.WhichOneof("predictions")
+    if kind == "pixels":
+        request.pixels.CopyFrom(tensor(np.zeros((rows, 32, 32, 3), np.uint8)))
+    else:
+        getattr(request, kind).CopyFrom(tensor(np.full((rows, 10), 0.1, np.float32)))
+    return _calibrate(request, TOO_LARGE)
+
+
 # -- generic messages ----------------------------------------------------------------------
 _VERSIONS = st.sampled_from(["", "1", "2", "3", "0", "01", "²"])
 _NAMES = st.sampled_from(sorted(SERVED_NAMES))
@@ -1269,6 +1407,8 @@ HINTS: dict[str, st.SearchStrategy[Any]] = {
     "cifar10.v1.LossRequest.version": _VERSIONS,
     "cifar10.v1.LossRequest.loss": st.sampled_from(sorted(LOSSES)),
     "cifar10.v1.LossRequest.reduction": st.sampled_from(REDUCTIONS),
+    "cifar10.v1.CalibrateRequest.model": _NAMES,
+    "cifar10.v1.CalibrateRequest.version": _VERSIONS,
     "cifar10.v1.Tensor": st.builds(
         tensor,
         st.sampled_from([np.uint8, np.float32, np.int64]).flatmap(
@@ -1313,6 +1453,7 @@ def test_malformed_kind_gets_its_status(
         ("Predict", predict_requests()),
         ("StreamPredict", st.lists(predict_requests(), min_size=1, max_size=3)),
         ("Loss", loss_requests()),
+        ("Calibrate", calibrate_requests()),
     ],
 )
 @settings(FUZZ, max_examples=max(10, settings.default.max_examples // 3))
@@ -1325,7 +1466,7 @@ def test_the_requests_mutations_start_from_succeed(
 
 
 def test_mutations_cover_every_rpc_with_fields() -> None:
-    covered = {"StreamPredict", "Predict", "Loss", "ModelInfer", "ModelMetadata", "ModelReady",
+    covered = {"StreamPredict", "Predict", "Loss", "Calibrate", "ModelInfer", "ModelMetadata", "ModelReady",
                "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload",
                "ModelStatistics"}  # fmt: skip
     with_fields = {name for name, method in METHODS.items() if method.input_type.fields}

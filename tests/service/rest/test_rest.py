@@ -76,7 +76,8 @@ def test_predict_log_softmax_and_none(client: Client, images: np.ndarray) -> Non
     body = client.post(
         "/predict", json={"instances": images.tolist(), "model": "cifar10", "activation": "none"}
     ).json()
-    assert set(body) == {"model", "activation", "logits"}
+    assert set(body) == {"model", "activation", "logits", "calibrated", "temperature"}
+    assert (body["calibrated"], body["temperature"]) == (False, 1.0)
 
 
 def test_model_with_other_tensor_names(client: Client, images: np.ndarray) -> None:
@@ -148,10 +149,11 @@ def test_loss_on_images_reports_metrics(
 
 def test_models_listing_and_metadata(client: Client) -> None:
     listing = client.get("/models").json()["models"]
-    ready = [{"version": "1", "state": "READY", "reason": ""}]
+    ready = [{"version": "1", "state": "READY", "reason": "", "calibration_temperature": None}]
+    second = {"version": "2", "state": "READY", "reason": "", "calibration_temperature": None}
     assert listing == [
         {"name": "cifar10", "versions": ["1", "2"], "latest": "2", "labels": {"stable": "1"},
-         "states": [*ready, {"version": "2", "state": "READY", "reason": ""}]},
+         "states": [*ready, second]},
         {"name": "xy", "versions": ["1"], "latest": "1", "labels": {}, "states": ready},
     ]  # fmt: skip
     meta = client.get("/models/cifar10").json()
@@ -161,6 +163,7 @@ def test_models_listing_and_metadata(client: Client) -> None:
     assert meta["classes"] == CLASSES
     assert meta["dataset"] == "synthetic"
     assert meta["device"] == "CPUExecutionProvider"
+    assert meta["calibration"] is None
     assert client.get("/models/cifar10/versions/1").json()["version"] == "1"
     assert client.get("/models/xy").json()["inputs"][0]["name"] == "x"
 

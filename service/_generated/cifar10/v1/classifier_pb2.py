@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _POOL.AddSerializedFile(b'\n\x1b\x63ifar10/v1/classifier.proto\x12\ncifar10.v1\"J\n\x06Tensor\x12\r\n\x05shape\x18\x01 \x03(\x03\x12#\n\x05\x64type\x18\x02 \x01(\x0e\x32\x14.cifar10.v1.DataType\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\x1f\n\rEncodedImages\x12\x0e\n\x06images\x18\x01 \x03(\x0c\")\n\x08ModelRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"\xd9\x01\n\x0ePredictRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12$\n\x06pixels\x18\x03 \x01(\x0b\x32\x12.cifar10.v1.TensorH\x00\x12+\n\x06images\x18\x04 \x01(\x0b\x32\x19.cifar10.v1.EncodedImagesH\x00\x12\x12\n\nactivation\x18\x05 \x01(\t\x12\x18\n\x0btemperature\x18\x06 \x01(\x02H\x01\x88\x01\x01\x12\r\n\x05top_k\x18\x07 \x01(\rB\x07\n\x05inputB\x0e\n\x0c_temperature\":\n\x08TopClass\x12\x10\n\x08\x63lass_id\x18\x01 \x01(\x03\x12\r\n\x05label\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\"3\n\nTopClasses\x12%\n\x07\x63lasses\x18\x01 \x03(\x0b\x32\x14.cifar10.v1.TopClass\"\xef\x01\n\x0fPredictResponse\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.cifar10.v1.ModelRef\x12\x12\n\nactivation\x18\x02 \x01(\t\x12\"\n\x06logits\x18\x03 \x01(\x0b\x32\x12.cifar10.v1.Tensor\x12)\n\rprobabilities\x18\x04 \x01(\x0b\x32\x12.cifar10.v1.Tensor\x12-\n\x11log_probabilities\x18\x05 \x01(\x0b\x32\x12.cifar10.v1.Tensor\x12%\n\x05top_k\x18\x06 \x03(\x0b\x32\x16.cifar10.v1.TopClasses\"\xb4\x04\n\x0bLossRequest\x12\x0c\n\x04loss\x18\x01 \x01(\t\x12\"\n\x06labels\x18\x02 \x01(\x0b\x32\x12.cifar10.v1.Tensor\x12$\n\x06logits\x18\x03 \x01(\x0b\x32\x12.cifar10.v1.TensorH\x00\x12+\n\rprobabilities\x18\x04 \x01(\x0b\x32\x12.cifar10.v1.TensorH\x00\x12$\n\x06pixels\x18\x05 \x01(\x0b\x32\x12.cifar10.v1.TensorH\x00\x12+\n\x06images\x18\x06 \x01(\x0b\x32\x19.cifar10.v1.EncodedImagesH\x00\x12\r\n\x05model\x18\x07 \x01(\t\x12\x0f\n\x07version\x18\x08 \x01(\t\x12\x11\n\treduction\x18\t \x01(\t\x12)\n\rsample_weight\x18\n \x01(\x0b\x32\x12.cifar10.v1.Tensor\x12\x1c\n\x0flabel_smoothing\x18\x0b \x01(\x02H\x01\x88\x01\x01\x12\r\n\x05\x61lpha\x18\x0c \x03(\x02\x12\x12\n\x05gamma\x18\r \x01(\x02H\x02\x88\x01\x01\x12\"\n\x15\x61pply_class_balancing\x18\x0e \x01(\x08H\x03\x88\x01\x01\x12\x19\n\x0cignore_class\x18\x0f \x01(\x03H\x04\x88\x01\x01\x12\x17\n\x0freturn_gradient\x18\x10 \x01(\x08\x42\r\n\x0bpredictionsB\x12\n\x10_label_smoothingB\x08\n\x06_gammaB\x18\n\x16_apply_class_balancingB\x0f\n\r_ignore_class\"N\n\x15\x43lassificationMetrics\x12\x10\n\x08\x61\x63\x63uracy\x18\x01 \x01(\x01\x12\x16\n\x0etop_5_accuracy\x18\x02 \x01(\x01\x12\x0b\n\x03\x65\x63\x65\x18\x03 \x01(\x01\"\xf9\x01\n\x0cLossResponse\x12\x0c\n\x04loss\x18\x01 \x01(\t\x12\x11\n\treduction\x18\x02 \x01(\t\x12!\n\x05value\x18\x03 \x01(\x0b\x32\x12.cifar10.v1.Tensor\x12&\n\nper_sample\x18\x04 \x01(\x0b\x32\x12.cifar10.v1.Tensor\x12$\n\x08gradient\x18\x05 \x01(\x0b\x32\x12.cifar10.v1.Tensor\x12#\n\x05model\x18\x06 \x01(\x0b\x32\x14.cifar10.v1.ModelRef\x12\x32\n\x07metrics\x18\x07 \x01(\x0b\x32!.cifar10.v1.ClassificationMetrics\"\x13\n\x11ListModelsRequest\"\xcf\x01\n\rModelVersions\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08versions\x18\x02 \x03(\t\x12\x0e\n\x06latest\x18\x03 \x01(\t\x12(\n\x06states\x18\x04 \x03(\x0b\x32\x18.cifar10.v1.VersionState\x12\x35\n\x06labels\x18\x05 \x03(\x0b\x32%.cifar10.v1.ModelVersions.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\">\n\x0cVersionState\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"?\n\x12ListModelsResponse\x12)\n\x06models\x18\x01 \x03(\x0b\x32\x19.cifar10.v1.ModelVersions*H\n\x08\x44\x61taType\x12\x19\n\x15\x44\x41TA_TYPE_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x46LOAT32\x10\x01\x12\t\n\x05UINT8\x10\x02\x12\t\n\x05INT64\x10\x03\x32\xae\x02\n\nClassifier\x12\x44\n\x07Predict\x12\x1a.cifar10.v1.PredictRequest\x1a\x1b.cifar10.v1.PredictResponse\"\x00\x12N\n\rStreamPredict\x12\x1a.cifar10.v1.PredictRequest\x1a\x1b.cifar10.v1.PredictResponse\"\x00(\x01\x30\x01\x12;\n\x04Loss\x12\x17.cifar10.v1.LossRequest\x1a\x18.cifar10.v1.LossResponse\"\x00\x12M\n\nListModels\x12\x1d.cifar10.v1.ListModelsRequest\x1a\x1e.cifar10.v1.ListModelsResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _POOL.AddSerializedFile(b'\n\x1b\x63ifar10/v1/classifier.proto\x12\ncifar10.v1\"J\n\x06Tensor\x12\r\n\x05shape\x18\x01 \x03(\x03\x12#\n\x05\x64type\x18\x02 \x01(\x0e\x32\x14.cifar10.v1.DataType\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\x1f\n\rEncodedImages\x12\x0e\n\x06images\x18\x01 \x03(\x0c\")\n\x08ModelRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"\x81\x02\n\x0ePredictRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12$\n\x06pixels\x18\x03 \x01(\x0b\x32\x12.cifar10.v1.TensorH\x00\x12+\n\x06images\x18\x04 \x01(\x0b\x32\x19.cifar10.v1.EncodedImagesH\x00\x12\x12\n\nactivation\x18\x05 \x01(\t\x12\x18\n\x0btemperature\x18\x06 \x01(\x02H\x01\x88\x01\x01\x12\r\n\x05top_k\x18\x07 \x01(\r\x12\x17\n\ncalibrated\x18\x08 \x01(\x08H\x02\x88\x01\x01\x42\x07\n\x05inputB\x0e\n\x0c_temperatureB\r\n\x0b_calibrated\":\n\x08TopClass\x12\x10\n\x08\x63lass_id\x18\x01 \x01(\x03\x12\r\n\x05label\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\"3\n\nTopClasses\x12%\n\x07\x63lasses\x18\x01 \x03(\x0b\x32\x14.cifar10.v1.TopClass\"\x98\x02\n\x0fPredictResponse\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.cifar10.v1.ModelRef\x12\x12\n\nactivation\x18\x02 \x01(\t\x12\"\n\x06logits\x18\x03 \x01(\x0b\x32\x12.cifar10.v1.Tensor\x12)\n\rprobabilities\x18\x04 \x01(\x0b\x32\x12.cifar10.v1.Tensor\x12-\n\x11log_probabilities\x18\x05 \x01(\x0b\x32\x12.cifar10.v1.Tensor\x12%\n\x05top_k\x18\x06 \x03(\x0b\x32\x16.cifar10.v1.TopClasses\x12\x12\n\ncalibrated\x18\x07 \x01(\x08\x12\x13\n\x0btemperature\x18\x08 \x01(\x02\"\xb4\x04\n\x0bLossRequest\x12\x0c\n\x04loss\x18\x01 \x01(\t\x12\"\n\x06labels\x18\x02 \x01(\x0b\x32\x12.cifar10.v1.Tensor\x12$\n\x06logits\x18\x03 \x01(\x0b\x32\x12.cifar10.v1.TensorH\x00\x12+\n\rprobabilities\x18\x04 \x01(\x0b\x32\x12.cifar10.v1.TensorH\x00\x12$\n\x06pixels\x18\x05 \x01(\x0b\x32\x12.cifar10.v1.TensorH\x00\x12+\n\x06images\x18\x06 \x01(\x0b\x32\x19.cifar10.v1.EncodedImagesH\x00\x12\r\n\x05model\x18\x07 \x01(\t\x12\x0f\n\x07version\x18\x08 \x01(\t\x12\x11\n\treduction\x18\t \x01(\t\x12)\n\rsample_weight\x18\n \x01(\x0b\x32\x12.cifar10.v1.Tensor\x12\x1c\n\x0flabel_smoothing\x18\x0b \x01(\x02H\x01\x88\x01\x01\x12\r\n\x05\x61lpha\x18\x0c \x03(\x02\x12\x12\n\x05gamma\x18\r \x01(\x02H\x02\x88\x01\x01\x12\"\n\x15\x61pply_class_balancing\x18\x0e \x01(\x08H\x03\x88\x01\x01\x12\x19\n\x0cignore_class\x18\x0f \x01(\x03H\x04\x88\x01\x01\x12\x17\n\x0freturn_gradient\x18\x10 \x01(\x08\x42\r\n\x0bpredictionsB\x12\n\x10_label_smoothingB\x08\n\x06_gammaB\x18\n\x16_apply_class_balancingB\x0f\n\r_ignore_class\"N\n\x15\x43lassificationMetrics\x12\x10\n\x08\x61\x63\x63uracy\x18\x01 \x01(\x01\x12\x16\n\x0etop_5_accuracy\x18\x02 \x01(\x01\x12\x0b\n\x03\x65\x63\x65\x18\x03 \x01(\x01\"\xf9\x01\n\x0cLossResponse\x12\x0c\n\x04loss\x18\x01 \x01(\t\x12\x11\n\treduction\x18\x02 \x01(\t\x12!\n\x05value\x18\x03 \x01(\x0b\x32\x12.cifar10.v1.Tensor\x12&\n\nper_sample\x18\x04 \x01(\x0b\x32\x12.cifar10.v1.Tensor\x12$\n\x08gradient\x18\x05 \x01(\x0b\x32\x12.cifar10.v1.Tensor\x12#\n\x05model\x18\x06 \x01(\x0b\x32\x14.cifar10.v1.ModelRef\x12\x32\n\x07metrics\x18\x07 \x01(\x0b\x32!.cifar10.v1.ClassificationMetrics\"\x8b\x02\n\x10\x43\x61librateRequest\x12\"\n\x06labels\x18\x01 \x01(\x0b\x32\x12.cifar10.v1.Tensor\x12$\n\x06logits\x18\x02 \x01(\x0b\x32\x12.cifar10.v1.TensorH\x00\x12+\n\rprobabilities\x18\x03 \x01(\x0b\x32\x12.cifar10.v1.TensorH\x00\x12$\n\x06pixels\x18\x04 \x01(\x0b\x32\x12.cifar10.v1.TensorH\x00\x12+\n\x06images\x18\x05 \x01(\x0b\x32\x19.cifar10.v1.EncodedImagesH\x00\x12\r\n\x05model\x18\x06 \x01(\t\x12\x0f\n\x07version\x18\x07 \x01(\tB\r\n\x0bpredictions\"h\n\x12\x43\x61librationQuality\x12\x0b\n\x03nll\x18\x01 \x01(\x01\x12\x0b\n\x03\x65\x63\x65\x18\x02 \x01(\x01\x12\r\n\x05\x62rier\x18\x03 \x01(\x01\x12\x10\n\x08\x61\x63\x63uracy\x18\x04 \x01(\x01\x12\x17\n\x0fmean_confidence\x18\x05 \x01(\x01\"\xe0\x01\n\x11\x43\x61librateResponse\x12\x13\n\x0btemperature\x18\x01 \x01(\x01\x12\x0c\n\x04rows\x18\x02 \x01(\x03\x12.\n\x06\x62\x65\x66ore\x18\x03 \x01(\x0b\x32\x1e.cifar10.v1.CalibrationQuality\x12-\n\x05\x61\x66ter\x18\x04 \x01(\x0b\x32\x1e.cifar10.v1.CalibrationQuality\x12\x12\n\niterations\x18\x05 \x01(\x05\x12\x10\n\x08\x61t_bound\x18\x06 \x01(\x08\x12#\n\x05model\x18\x07 \x01(\x0b\x32\x14.cifar10.v1.ModelRef\"\x13\n\x11ListModelsRequest\"\xcf\x01\n\rModelVersions\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08versions\x18\x02 \x03(\t\x12\x0e\n\x06latest\x18\x03 \x01(\t\x12(\n\x06states\x18\x04 \x03(\x0b\x32\x18.cifar10.v1.VersionState\x12\x35\n\x06labels\x18\x05 \x03(\x0b\x32%.cifar10.v1.ModelVersions.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"_\n\x0cVersionState\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x1f\n\x17\x63\x61libration_temperature\x18\x04 \x01(\x01\"?\n\x12ListModelsResponse\x12)\n\x06models\x18\x01 \x03(\x0b\x32\x19.cifar10.v1.ModelVersions*H\n\x08\x44\x61taType\x12\x19\n\x15\x44\x41TA_TYPE_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x46LOAT32\x10\x01\x12\t\n\x05UINT8\x10\x02\x12\t\n\x05INT64\x10\x03\x32\xfa\x02\n\nClassifier\x12\x44\n\x07Predict\x12\x1a.cifar10.v1.PredictRequest\x1a\x1b.cifar10.v1.PredictResponse\"\x00\x12N\n\rStreamPredict\x12\x1a.cifar10.v1.PredictRequest\x1a\x1b.cifar10.v1.PredictResponse\"\x00(\x01\x30\x01\x12;\n\x04Loss\x12\x17.cifar10.v1.LossRequest\x1a\x18.cifar10.v1.LossResponse\"\x00\x12J\n\tCalibrate\x12\x1c.cifar10.v1.CalibrateRequest\x1a\x1d.cifar10.v1.CalibrateResponse\"\x00\x12M\n\nListModels\x12\x1d.cifar10.v1.ListModelsRequest\x1a\x1e.cifar10.v1.ListModelsResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +34,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MODELVERSIONS_LABELSENTRY']._loaded_options = None
   _globals['_MODELVERSIONS_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_DATATYPE']._serialized_start=2029
-  _globals['_DATATYPE']._serialized_end=2101
+  _globals['_DATATYPE']._serialized_start=2746
+  _globals['_DATATYPE']._serialized_end=2818
   _globals['_TENSOR']._serialized_start=43
   _globals['_TENSOR']._serialized_end=117
   _globals['_ENCODEDIMAGES']._serialized_start=119
@@ -43,29 +43,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELREF']._serialized_start=152
   _globals['_MODELREF']._serialized_end=193
   _globals['_PREDICTREQUEST']._serialized_start=196
-  _globals['_PREDICTREQUEST']._serialized_end=413
-  _globals['_TOPCLASS']._serialized_start=415
-  _globals['_TOPCLASS']._serialized_end=473
-  _globals['_TOPCLASSES']._serialized_start=475
-  _globals['_TOPCLASSES']._serialized_end=526
-  _globals['_PREDICTRESPONSE']._serialized_start=529
-  _globals['_PREDICTRESPONSE']._serialized_end=768
-  _globals['_LOSSREQUEST']._serialized_start=771
-  _globals['_LOSSREQUEST']._serialized_end=1335
-  _globals['_CLASSIFICATIONMETRICS']._serialized_start=1337
-  _globals['_CLASSIFICATIONMETRICS']._serialized_end=1415
-  _globals['_LOSSRESPONSE']._serialized_start=1418
-  _globals['_LOSSRESPONSE']._serialized_end=1667
-  _globals['_LISTMODELSREQUEST']._serialized_start=1669
-  _globals['_LISTMODELSREQUEST']._serialized_end=1688
-  _globals['_MODELVERSIONS']._serialized_start=1691
-  _globals['_MODELVERSIONS']._serialized_end=1898
-  _globals['_MODELVERSIONS_LABELSENTRY']._serialized_start=1853
-  _globals['_MODELVERSIONS_LABELSENTRY']._serialized_end=1898
-  _globals['_VERSIONSTATE']._serialized_start=1900
-  _globals['_VERSIONSTATE']._serialized_end=1962
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1964
-  _globals['_LISTMODELSRESPONSE']._serialized_end=2027
-  _globals['_CLASSIFIER']._serialized_start=2104
-  _globals['_CLASSIFIER']._serialized_end=2406
+  _globals['_PREDICTREQUEST']._serialized_end=453
+  _globals['_TOPCLASS']._serialized_start=455
+  _globals['_TOPCLASS']._serialized_end=513
+  _globals['_TOPCLASSES']._serialized_start=515
+  _globals['_TOPCLASSES']._serialized_end=566
+  _globals['_PREDICTRESPONSE']._serialized_start=569
+  _globals['_PREDICTRESPONSE']._serialized_end=849
+  _globals['_LOSSREQUEST']._serialized_start=852
+  _globals['_LOSSREQUEST']._serialized_end=1416
+  _globals['_CLASSIFICATIONMETRICS']._serialized_start=1418
+  _globals['_CLASSIFICATIONMETRICS']._serialized_end=1496
+  _globals['_LOSSRESPONSE']._serialized_start=1499
+  _globals['_LOSSRESPONSE']._serialized_end=1748
+  _globals['_CALIBRATEREQUEST']._serialized_start=1751
+  _globals['_CALIBRATEREQUEST']._serialized_end=2018
+  _globals['_CALIBRATIONQUALITY']._serialized_start=2020
+  _globals['_CALIBRATIONQUALITY']._serialized_end=2124
+  _globals['_CALIBRATERESPONSE']._serialized_start=2127
+  _globals['_CALIBRATERESPONSE']._serialized_end=2351
+  _globals['_LISTMODELSREQUEST']._serialized_start=2353
+  _globals['_LISTMODELSREQUEST']._serialized_end=2372
+  _globals['_MODELVERSIONS']._serialized_start=2375
+  _globals['_MODELVERSIONS']._serialized_end=2582
+  _globals['_MODELVERSIONS_LABELSENTRY']._serialized_start=2537
+  _globals['_MODELVERSIONS_LABELSENTRY']._serialized_end=2582
+  _globals['_VERSIONSTATE']._serialized_start=2584
+  _globals['_VERSIONSTATE']._serialized_end=2679
+  _globals['_LISTMODELSRESPONSE']._serialized_start=2681
+  _globals['_LISTMODELSRESPONSE']._serialized_end=2744
+  _globals['_CLASSIFIER']._serialized_start=2821
+  _globals['_CLASSIFIER']._serialized_end=3199
 # @@protoc_insertion_point(module_scope)

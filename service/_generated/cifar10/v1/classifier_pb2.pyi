@@ -124,6 +124,7 @@ class PredictRequest(_message.Message):
     ACTIVATION_FIELD_NUMBER: _builtins.int
     TEMPERATURE_FIELD_NUMBER: _builtins.int
     TOP_K_FIELD_NUMBER: _builtins.int
+    CALIBRATED_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Empty: the only served model; empty version: the latest."""
     version: _builtins.str
@@ -132,6 +133,10 @@ class PredictRequest(_message.Message):
     temperature: _builtins.float
     """Divides the logits before the activation; 1 when unset."""
     top_k: _builtins.int
+    calibrated: _builtins.bool
+    """Apply the version's calibration (its calibration.json temperature) to softmax and
+    log_softmax scores; true when unset. The request's temperature then divides further.
+    """
     @_builtins.property
     def pixels(self) -> Global___Tensor:
         """[N, H, W, C] pixel values in 0-255, FLOAT32 or UINT8."""
@@ -148,15 +153,20 @@ class PredictRequest(_message.Message):
         activation: _builtins.str = ...,
         temperature: _builtins.float | None = ...,
         top_k: _builtins.int = ...,
+        calibrated: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "images", b"images", "input", b"input", "pixels", b"pixels", "temperature", b"temperature"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_calibrated", b"_calibrated", "_temperature", b"_temperature", "calibrated", b"calibrated", "images", b"images", "input", b"input", "pixels", b"pixels", "temperature", b"temperature"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "activation", b"activation", "images", b"images", "input", b"input", "model", b"model", "pixels", b"pixels", "temperature", b"temperature", "top_k", b"top_k", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_calibrated", b"_calibrated", "_temperature", b"_temperature", "activation", b"activation", "calibrated", b"calibrated", "images", b"images", "input", b"input", "model", b"model", "pixels", b"pixels", "temperature", b"temperature", "top_k", b"top_k", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__calibrated: _TypeAlias = _typing.Literal["calibrated"]  # noqa: Y015
+    _WhichOneofArgType__calibrated: _TypeAlias = _typing.Literal["_calibrated", b"_calibrated"]  # noqa: Y015
     _WhichOneofReturnType__temperature: _TypeAlias = _typing.Literal["temperature"]  # noqa: Y015
     _WhichOneofArgType__temperature: _TypeAlias = _typing.Literal["_temperature", b"_temperature"]  # noqa: Y015
     _WhichOneofReturnType_input: _TypeAlias = _typing.Literal["pixels", "images"]  # noqa: Y015
     _WhichOneofArgType_input: _TypeAlias = _typing.Literal["input", b"input"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__calibrated) -> _WhichOneofReturnType__calibrated | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__temperature) -> _WhichOneofReturnType__temperature | None: ...
     @_typing.overload
@@ -219,7 +229,15 @@ class PredictResponse(_message.Message):
     PROBABILITIES_FIELD_NUMBER: _builtins.int
     LOG_PROBABILITIES_FIELD_NUMBER: _builtins.int
     TOP_K_FIELD_NUMBER: _builtins.int
+    CALIBRATED_FIELD_NUMBER: _builtins.int
+    TEMPERATURE_FIELD_NUMBER: _builtins.int
     activation: _builtins.str
+    calibrated: _builtins.bool
+    """Whether the version's calibration was applied to the scores."""
+    temperature: _builtins.float
+    """What divided the logits before the activation: the calibration's temperature (when
+    applied) times the request's temperature.
+    """
     @_builtins.property
     def model(self) -> Global___ModelRef: ...
     @_builtins.property
@@ -245,10 +263,12 @@ class PredictResponse(_message.Message):
         probabilities: Global___Tensor | None = ...,
         log_probabilities: Global___Tensor | None = ...,
         top_k: _abc.Iterable[Global___TopClasses] | None = ...,
+        calibrated: _builtins.bool = ...,
+        temperature: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["log_probabilities", b"log_probabilities", "logits", b"logits", "model", b"model", "probabilities", b"probabilities"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["activation", b"activation", "log_probabilities", b"log_probabilities", "logits", b"logits", "model", b"model", "probabilities", b"probabilities", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activation", b"activation", "calibrated", b"calibrated", "log_probabilities", b"log_probabilities", "logits", b"logits", "model", b"model", "probabilities", b"probabilities", "temperature", b"temperature", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -429,6 +449,136 @@ class LossResponse(_message.Message):
 Global___LossResponse: _TypeAlias = LossResponse  # noqa: Y015
 
 @_typing.final
+class CalibrateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LABELS_FIELD_NUMBER: _builtins.int
+    LOGITS_FIELD_NUMBER: _builtins.int
+    PROBABILITIES_FIELD_NUMBER: _builtins.int
+    PIXELS_FIELD_NUMBER: _builtins.int
+    IMAGES_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    version: _builtins.str
+    @_builtins.property
+    def labels(self) -> Global___Tensor:
+        """Class ids [N] (INT64)."""
+
+    @_builtins.property
+    def logits(self) -> Global___Tensor: ...
+    @_builtins.property
+    def probabilities(self) -> Global___Tensor: ...
+    @_builtins.property
+    def pixels(self) -> Global___Tensor:
+        """The model runs first."""
+
+    @_builtins.property
+    def images(self) -> Global___EncodedImages: ...
+    def __init__(
+        self,
+        *,
+        labels: Global___Tensor | None = ...,
+        logits: Global___Tensor | None = ...,
+        probabilities: Global___Tensor | None = ...,
+        pixels: Global___Tensor | None = ...,
+        images: Global___EncodedImages | None = ...,
+        model: _builtins.str = ...,
+        version: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["images", b"images", "labels", b"labels", "logits", b"logits", "pixels", b"pixels", "predictions", b"predictions", "probabilities", b"probabilities"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["images", b"images", "labels", b"labels", "logits", b"logits", "model", b"model", "pixels", b"pixels", "predictions", b"predictions", "probabilities", b"probabilities", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_predictions: _TypeAlias = _typing.Literal["logits", "probabilities", "pixels", "images"]  # noqa: Y015
+    _WhichOneofArgType_predictions: _TypeAlias = _typing.Literal["predictions", b"predictions"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_predictions) -> _WhichOneofReturnType_predictions | None: ...
+
+Global___CalibrateRequest: _TypeAlias = CalibrateRequest  # noqa: Y015
+
+@_typing.final
+class CalibrationQuality(_message.Message):
+    """Calibration figures of a set of rows."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NLL_FIELD_NUMBER: _builtins.int
+    ECE_FIELD_NUMBER: _builtins.int
+    BRIER_FIELD_NUMBER: _builtins.int
+    ACCURACY_FIELD_NUMBER: _builtins.int
+    MEAN_CONFIDENCE_FIELD_NUMBER: _builtins.int
+    nll: _builtins.float
+    """Mean negative log-likelihood of the labels."""
+    ece: _builtins.float
+    """Expected calibration error, 15 equal-width bins."""
+    brier: _builtins.float
+    """Mean over rows of the squared distance between the probabilities and the one-hot label."""
+    accuracy: _builtins.float
+    mean_confidence: _builtins.float
+    def __init__(
+        self,
+        *,
+        nll: _builtins.float = ...,
+        ece: _builtins.float = ...,
+        brier: _builtins.float = ...,
+        accuracy: _builtins.float = ...,
+        mean_confidence: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accuracy", b"accuracy", "brier", b"brier", "ece", b"ece", "mean_confidence", b"mean_confidence", "nll", b"nll"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CalibrationQuality: _TypeAlias = CalibrationQuality  # noqa: Y015
+
+@_typing.final
+class CalibrateResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEMPERATURE_FIELD_NUMBER: _builtins.int
+    ROWS_FIELD_NUMBER: _builtins.int
+    BEFORE_FIELD_NUMBER: _builtins.int
+    AFTER_FIELD_NUMBER: _builtins.int
+    ITERATIONS_FIELD_NUMBER: _builtins.int
+    AT_BOUND_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    temperature: _builtins.float
+    """The fitted temperature: probabilities are softmax(logits / temperature)."""
+    rows: _builtins.int
+    iterations: _builtins.int
+    at_bound: _builtins.bool
+    """The temperature hit the fitted range's bound (the data is separable or degenerate)."""
+    @_builtins.property
+    def before(self) -> Global___CalibrationQuality:
+        """Measured on the rows the temperature was fitted on (an optimistic figure)."""
+
+    @_builtins.property
+    def after(self) -> Global___CalibrationQuality: ...
+    @_builtins.property
+    def model(self) -> Global___ModelRef:
+        """Set when the model ran."""
+
+    def __init__(
+        self,
+        *,
+        temperature: _builtins.float = ...,
+        rows: _builtins.int = ...,
+        before: Global___CalibrationQuality | None = ...,
+        after: Global___CalibrationQuality | None = ...,
+        iterations: _builtins.int = ...,
+        at_bound: _builtins.bool = ...,
+        model: Global___ModelRef | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before", "model", b"model"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "at_bound", b"at_bound", "before", b"before", "iterations", b"iterations", "model", b"model", "rows", b"rows", "temperature", b"temperature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CalibrateResponse: _TypeAlias = CalibrateResponse  # noqa: Y015
+
+@_typing.final
 class ListModelsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -511,19 +661,23 @@ class VersionState(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    CALIBRATION_TEMPERATURE_FIELD_NUMBER: _builtins.int
     version: _builtins.str
     state: _builtins.str
     reason: _builtins.str
+    calibration_temperature: _builtins.float
+    """The temperature of the version's calibration.json; 0 when it has none."""
     def __init__(
         self,
         *,
         version: _builtins.str = ...,
         state: _builtins.str = ...,
         reason: _builtins.str = ...,
+        calibration_temperature: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "state", b"state", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calibration_temperature", b"calibration_temperature", "reason", b"reason", "state", b"state", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

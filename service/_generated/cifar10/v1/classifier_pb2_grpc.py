@@ -50,6 +50,11 @@ class ClassifierStub:
                 request_serializer=cifar10_dot_v1_dot_classifier__pb2.LossRequest.SerializeToString,
                 response_deserializer=cifar10_dot_v1_dot_classifier__pb2.LossResponse.FromString,
                 _registered_method=True)
+        self.Calibrate = channel.unary_unary(
+                '/cifar10.v1.Classifier/Calibrate',
+                request_serializer=cifar10_dot_v1_dot_classifier__pb2.CalibrateRequest.SerializeToString,
+                response_deserializer=cifar10_dot_v1_dot_classifier__pb2.CalibrateResponse.FromString,
+                _registered_method=True)
         self.ListModels = channel.unary_unary(
                 '/cifar10.v1.Classifier/ListModels',
                 request_serializer=cifar10_dot_v1_dot_classifier__pb2.ListModelsRequest.SerializeToString,
@@ -82,6 +87,13 @@ class ClassifierServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Calibrate(self, request, context):
+        """Fits temperature scaling to a labelled batch and reports it; stores nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListModels(self, request, context):
         """The served models and their versions.
         """
@@ -106,6 +118,11 @@ def add_ClassifierServicer_to_server(servicer, server):
                     servicer.Loss,
                     request_deserializer=cifar10_dot_v1_dot_classifier__pb2.LossRequest.FromString,
                     response_serializer=cifar10_dot_v1_dot_classifier__pb2.LossResponse.SerializeToString,
+            ),
+            'Calibrate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Calibrate,
+                    request_deserializer=cifar10_dot_v1_dot_classifier__pb2.CalibrateRequest.FromString,
+                    response_serializer=cifar10_dot_v1_dot_classifier__pb2.CalibrateResponse.SerializeToString,
             ),
             'ListModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModels,
@@ -194,6 +211,33 @@ class Classifier:
             '/cifar10.v1.Classifier/Loss',
             cifar10_dot_v1_dot_classifier__pb2.LossRequest.SerializeToString,
             cifar10_dot_v1_dot_classifier__pb2.LossResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Calibrate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cifar10.v1.Classifier/Calibrate',
+            cifar10_dot_v1_dot_classifier__pb2.CalibrateRequest.SerializeToString,
+            cifar10_dot_v1_dot_classifier__pb2.CalibrateResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,6 +42,8 @@ class ClassifierStub:
     """
     Loss: _grpc.UnaryUnaryMultiCallable[_classifier_pb2.LossRequest, _classifier_pb2.LossResponse]
     """A Keras loss over a labelled batch."""
+    Calibrate: _grpc.UnaryUnaryMultiCallable[_classifier_pb2.CalibrateRequest, _classifier_pb2.CalibrateResponse]
+    """Fits temperature scaling to a labelled batch and reports it; stores nothing."""
     ListModels: _grpc.UnaryUnaryMultiCallable[_classifier_pb2.ListModelsRequest, _classifier_pb2.ListModelsResponse]
     """The served models and their versions."""
 
@@ -56,6 +58,8 @@ class ClassifierAsyncStub(ClassifierStub):
     """
     Loss: _aio.UnaryUnaryMultiCallable[_classifier_pb2.LossRequest, _classifier_pb2.LossResponse]  # type: ignore[assignment]
     """A Keras loss over a labelled batch."""
+    Calibrate: _aio.UnaryUnaryMultiCallable[_classifier_pb2.CalibrateRequest, _classifier_pb2.CalibrateResponse]  # type: ignore[assignment]
+    """Fits temperature scaling to a labelled batch and reports it; stores nothing."""
     ListModels: _aio.UnaryUnaryMultiCallable[_classifier_pb2.ListModelsRequest, _classifier_pb2.ListModelsResponse]  # type: ignore[assignment]
     """The served models and their versions."""
 
@@ -85,6 +89,14 @@ class ClassifierServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_classifier_pb2.LossResponse, _abc.Awaitable[_classifier_pb2.LossResponse]]:
         """A Keras loss over a labelled batch."""
+
+    @_abc_1.abstractmethod
+    def Calibrate(
+        self,
+        request: _classifier_pb2.CalibrateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_classifier_pb2.CalibrateResponse, _abc.Awaitable[_classifier_pb2.CalibrateResponse]]:
+        """Fits temperature scaling to a labelled batch and reports it; stores nothing."""
 
     @_abc_1.abstractmethod
     def ListModels(

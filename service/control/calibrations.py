@@ -1,0 +1,69 @@
+"""Each serving version's ``calibration.json``, applied without a reload.
+
+A calibration changes what the data plane does with a version's logits, not the model: the
+instance, its session and its batcher stay, and only the version's :class:`ServedModel` (which
+the next routing publishes) carries the new temperature. A file that cannot be used leaves the
+version serving uncalibrated, with the reason in its state and a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from service.calibration.file import (
+    CALIBRATION_FILE,
+    CalibrationFileError,
+    file_sha256,
+    read_calibration,
+)
+from service.control.versions import Instance, ModelVersions
+from service.repository import FileStamp, ModelFiles
+
+__all__ = ["apply_calibrations"]
+
+log = logging.getLogger(__name__)
+
+
+async def apply_calibrations(
+    model: ModelVersions, files: ModelFiles, previous: ModelFiles | None
+) -> None:
+    """Read the calibration of each serving version of ``model`` whose file changed, once the
+    file is unchanged across two looks (as model files are); ``previous`` ``None`` (start-up,
+    an order): as it is now."""
+    for version, instance in list(model.serving.items()):
+        now = files.calibrations.get(version)
+        before = previous.calibrations.get(version) if previous is not None else now
+        if version not in files.versions or now != before or now == instance.calibration_stamp:
+            continue
+        folder = files.folder / str(version)
+        calibrated = await asyncio.to_thread(_calibrated, instance, folder, now)
+        model.serving[version] = calibrated
+        applied = calibrated.model.calibration
+        if applied is not None:
+            log.info("model %s version %d: calibrated (temperature %.6g, %s)",
+                     model.name, version, applied.temperature, CALIBRATION_FILE)  # fmt: skip
+        elif instance.model.calibration is not None and not calibrated.calibration_error:
+            log.info("model %s version %d: calibration removed", model.name, version)
+
+
+def _calibrated(instance: Instance, folder: Path, stamp: FileStamp | None) -> Instance:
+    """``instance`` with the calibration in ``folder`` (none if it is refused, with why)."""
+    error = ""
+    try:
+        calibration = read_calibration(folder)
+        if calibration is not None and calibration.model_sha256 is not None:
+            digest = file_sha256(instance.model.path)
+            if digest != calibration.model_sha256:
+                raise CalibrationFileError(
+                    f"{folder / CALIBRATION_FILE}: fitted for another model.onnx (sha256 "
+                    f"{calibration.model_sha256[:12]}…, this version's file is {digest[:12]}…)"
+                )
+    except (CalibrationFileError, OSError) as exc:
+        calibration, error = None, str(exc)
+        log.error("%s; model %s version %d serves uncalibrated",
+                  error, instance.model.name, instance.model.version)  # fmt: skip
+    served = replace(instance.model, calibration=calibration)
+    return replace(instance, model=served, calibration_stamp=stamp, calibration_error=error)

@@ -1,0 +1,61 @@
+"""``POST /calibrate``: a temperature fitted to a labelled batch, with the figures before and
+after it; nothing is stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from service.calibration import Quality
+from service.dataplane import CalibrationOutcome, DataPlane
+from service.rest.decoding import decode_calibrate
+from service.rest.encoding import JSONResponse
+from service.rest.openapi import body, responses
+from service.rest.schemas import CalibrateResponse
+
+__all__ = ["encode_calibration", "router"]
+
+router = APIRouter(tags=["calibration"])
+
+
+def _figures(quality: Quality) -> dict[str, float]:
+    return {
+        "nll": quality.nll,
+        "ece": quality.ece,
+        "brier": quality.brier,
+        "accuracy": quality.accuracy,
+        "mean_confidence": quality.mean_confidence,
+    }
+
+
+def encode_calibration(outcome: CalibrationOutcome) -> dict[str, Any]:
+    """The response body of a calibration."""
+    fit, model = outcome.fit, outcome.model
+    return {
+        "temperature": fit.temperature,
+        "rows": fit.rows,
+        "iterations": fit.iterations,
+        "at_bound": fit.at_bound,
+        "before": _figures(outcome.before),
+        "after": _figures(outcome.after),
+        "model": None if model is None else {"name": model.name, "version": str(model.version)},
+    }
+
+
+@router.post(
+    "/calibrate",
+    response_model=CalibrateResponse,
+    openapi_extra=body("CalibrateRequest"),
+    responses=responses(400, 404, 413, 422, 500, 503, 504),
+    summary="Fit temperature scaling to a labelled batch (stores nothing)",
+)
+async def calibrate(request: Request) -> Response:
+    """Class-id labels plus exactly one of ``logits``, ``probabilities``, ``instances``,
+    ``images``: the temperature minimising their NLL, and NLL, ECE, Brier score, accuracy and
+    mean confidence before and after it, on the same rows."""
+    plane: DataPlane = request.app.state.dataplane
+    payload = await request.body()
+    calibrate_request = await plane.offload(len(payload), decode_calibrate, payload, plane)
+    return JSONResponse(encode_calibration(await plane.calibrate(calibrate_request)))
