@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
 from pydantic_settings import CliApp, SettingsError
@@ -28,20 +29,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:  # e.g. --loss-options that is not JSON
         print(f"error: invalid settings: {exc}", file=sys.stderr)
         return 2
+    from service.evaluate.configure import job_from_settings
+    from service.evaluate.extras import require
     from service.evaluate.report import write_report
-    from service.evaluate.runner import evaluate, job_from_settings
+    from service.evaluate.runner import evaluate
 
     try:
         if settings.figures:
-            from service.evaluate.figures import require_matplotlib
-
-            require_matplotlib()  # before the run, not after it
+            require("matplotlib", "the figures", instead="--no-figures")  # before the run
+        if settings.progress:
+            require("tqdm", "the progress bar", instead="--no-progress")
         job, engine = job_from_settings(settings, usable_cpus())
         evaluation = evaluate(
             job, engine, chunk_size=settings.chunk_size, limit=settings.limit,
             progress=settings.progress,
         )  # fmt: skip
-        data = write_report(evaluation, settings.out, figures=settings.figures)
+        section = _calibration(settings, job, evaluation) if settings.fit_temperature else None
+        data = write_report(evaluation, settings.out, figures=settings.figures, calibration=section)
     except EvaluationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -53,5 +57,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"accuracy {metrics['accuracy']:.4f}, top-5 {metrics['top_5_accuracy']:.4f}, "
         f"ECE {metrics['ece']:.4f} ({run['images_per_second']:,} images/s, {run['engine']})"
     )
+    if section is not None:
+        print(_calibration_line(section))
     print(f"report: {settings.out / 'report.md'} (and report.json, figures)")
     return 0
+
+
+def _calibration(settings: EvaluateSettings, job: Any, evaluation: Any) -> dict[str, Any]:
+    """Fit the temperature on the kept outputs; write calibration.json where asked and
+    possible; the report's section."""
+    from service.evaluate.calibrate import fit_calibration, store_calibration
+    from service.evaluate.models import LocalModel
+
+    fitted = fit_calibration(evaluation, job.calibration_split)
+    written, reason = None, None
+    if not isinstance(job.model, LocalModel):
+        reason = "--server: the server's repository is not here"
+    elif not settings.write_calibration:
+        reason = "--no-write-calibration"
+    else:
+        written = store_calibration(fitted, job.model)
+    return fitted.section(written, reason)
+
+
+def _calibration_line(section: dict[str, Any]) -> str:
+    before, after = section["before"], section["after"]
+    stored = section["written_to"]
+    where = f"written to {stored}" if stored else f"not written ({section['not_written']})"
+    same = ", the fitted rows: optimistic" if section["same_rows"] else ""
+    return (
+        f"calibration: T = {section['temperature']:.4f} (NLL {before['nll']:.3f} → "
+        f"{after['nll']:.3f}, ECE {before['ece']:.3f} → {after['ece']:.3f}, measured on "
+        f"{section['measured_on']['rows']:,} rows{same}); {where}"
+    )

@@ -142,7 +142,13 @@ def cifar_path(spec: DatasetSpec) -> Path | None:
     text = spec.dataset
     try:
         if is_generated(text) or text == "cifar10":
-            return dataset_folder(text, root=Path(spec.data_root))
+            try:
+                return dataset_folder(text, root=Path(spec.data_root))
+            except ImportError:  # digits are written from scikit-learn's copy on first use
+                from service.evaluate.extras import require
+
+                require("sklearn.datasets", f"the {text} dataset")  # the clear error, if that
+                raise
         path = Path(text)
         if not path.exists():
             raise EvaluationError(f"{text}: no such dataset (expected {FORMS})")

@@ -1,4 +1,5 @@
-"""The report's figures: reliability diagram, confusion matrix, per-class accuracy (PNG)."""
+"""The report's figures: reliability diagram, confusion matrix, per-class accuracy, and the
+reliability before/after a fitted temperature (PNG)."""
 
 from __future__ import annotations
 
@@ -12,18 +13,13 @@ __all__ = ["write_figures"]
 
 def require_matplotlib() -> None:
     """Raise :class:`EvaluationError` now unless the figures can be drawn."""
-    _pyplot()
+    pyplot()
 
 
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-    except ImportError:
-        from service.evaluate.errors import EvaluationError
+def pyplot() -> Any:
+    from service.evaluate.extras import require
 
-        raise EvaluationError(
-            "figures need matplotlib: pip install -e '.[evaluate]', or pass --no-figures"
-        ) from None
+    matplotlib = require("matplotlib", "the figures", instead="--no-figures")
     matplotlib.use("Agg")  # files only; never needs a display
     import matplotlib.pyplot as plt
 
@@ -36,19 +32,14 @@ def _title(data: dict[str, Any]) -> str:
     return f"{data['model']['name']} on {label}, {dataset['images']:,} images"
 
 
-def reliability(data: dict[str, Any], path: Path) -> None:
-    """Accuracy per confidence bin (bars) against the bin's mean confidence (red) and the
-    diagonal, and how many images each bin holds."""
-    plt = _pyplot()
-    bins = data["reliability"]
+def reliability_panels(top: Any, bottom: Any, bins: list[dict[str, Any]], title: str) -> None:
+    """Draw a reliability diagram on two axes: accuracy per confidence bin (bars) against the
+    bin's mean confidence (red) and the diagonal above, images per bin below."""
     centres = np.array([(b["from"] + b["to"]) / 2 for b in bins])
     width = bins[0]["to"] - bins[0]["from"]
     accuracy = np.array([b["accuracy"] or 0.0 for b in bins])
     confidence = np.array([b["confidence"] or 0.0 for b in bins])
     counts = np.array([b["images"] for b in bins])
-    figure, (top, bottom) = plt.subplots(
-        2, 1, figsize=(6, 6.5), sharex=True, height_ratios=(3, 1), constrained_layout=True
-    )
     filled = counts > 0
     top.bar(centres[filled], accuracy[filled], width, edgecolor="black", label="accuracy")
     top.hlines(
@@ -57,18 +48,50 @@ def reliability(data: dict[str, Any], path: Path) -> None:
     )  # fmt: skip
     top.plot([0, 1], [0, 1], "k--", label="perfect calibration")
     top.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
-    ece = data["metrics"]["ece"]
-    top.set_title(f"Reliability: {_title(data)}\nECE (15 bins) = {ece:.4f}", fontsize=10)
+    top.set_title(title, fontsize=10)
     top.legend(loc="upper left")
     bottom.bar(centres, counts, width, color="gray", edgecolor="black")
     bottom.set(xlabel="confidence (top softmax probability)", ylabel="images")
+
+
+def reliability(data: dict[str, Any], path: Path) -> None:
+    """The reliability diagram of the evaluation (see :func:`reliability_panels`)."""
+    plt = pyplot()
+    figure, (top, bottom) = plt.subplots(
+        2, 1, figsize=(6, 6.5), sharex=True, height_ratios=(3, 1), constrained_layout=True
+    )
+    ece = data["metrics"]["ece"]
+    title = f"Reliability: {_title(data)}\nECE (15 bins) = {ece:.4f}"
+    reliability_panels(top, bottom, data["reliability"], title)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def calibration(data: dict[str, Any], path: Path) -> None:
+    """Reliability diagrams of the measure rows before (T = 1) and after temperature scaling,
+    side by side."""
+    plt = pyplot()
+    section = data["calibration"]
+    figure, axes = plt.subplots(
+        2, 2, figsize=(11, 6.5), sharex=True, sharey="row", height_ratios=(3, 1),
+        constrained_layout=True,
+    )  # fmt: skip
+    for column, when in enumerate(("before", "after")):
+        figures = section[when]
+        title = f"{when}: T = {figures['temperature']:.4g}, ECE (15 bins) = {figures['ece']:.4f}"
+        reliability_panels(axes[0, column], axes[1, column], section["reliability"][when], title)
+    rows = section["measured_on"]["rows"]
+    same = " (the fitted rows: optimistic)" if section["same_rows"] else ""
+    figure.suptitle(
+        f"Temperature scaling: {_title(data)}; measured on {rows:,} rows{same}", fontsize=11
+    )
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
 
 def confusion(data: dict[str, Any], path: Path) -> None:
     """Row-normalised confusion matrix (label × prediction), counts written in small ones."""
-    plt = _pyplot()
+    plt = pyplot()
     counts = np.array(data["confusion_matrix"]["counts"], dtype=np.int64)
     names = [row["name"] for row in data["per_class"]]
     totals = counts.sum(axis=1, keepdims=True)
@@ -92,7 +115,7 @@ def confusion(data: dict[str, Any], path: Path) -> None:
 
 def per_class(data: dict[str, Any], path: Path) -> None:
     """Top-1 accuracy per class, with the overall accuracy as a line."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = data["per_class"]
     figure, axis = plt.subplots(figsize=(max(6.0, 0.6 * len(rows) + 2), 4), constrained_layout=True)
     axis.bar([r["name"] for r in rows], [r["accuracy"] or 0.0 for r in rows], edgecolor="black")
@@ -107,19 +130,22 @@ def per_class(data: dict[str, Any], path: Path) -> None:
 
 
 FIGURES = {"reliability.png": reliability, "confusion.png": confusion, "per_class.png": per_class}
+EXTRA_FIGURES = {"calibration.png": calibration}
 MAX_CLASSES_DRAWN = 100
 """Past this many classes the per-class figures would be unreadable (and huge): the report's
 tables hold them."""
 
 
-def figure_names(classes: int) -> list[str]:
-    """The figures drawn for a model with ``classes`` classes."""
-    return list(FIGURES) if classes <= MAX_CLASSES_DRAWN else ["reliability.png"]
+def figure_names(classes: int, calibrated: bool = False) -> list[str]:
+    """The figures drawn for a model with ``classes`` classes (``calibrated``: with a fitted
+    temperature's section)."""
+    names = list(FIGURES) if classes <= MAX_CLASSES_DRAWN else ["reliability.png"]
+    return names + (["calibration.png"] if calibrated else [])
 
 
 def write_figures(data: dict[str, Any], out: Path) -> list[str]:
     """Write the figures of :func:`figure_names` into ``out``; their file names."""
-    names = figure_names(len(data["per_class"]))
+    names = figure_names(len(data["per_class"]), "calibration" in data)
     for name in names:
-        FIGURES[name](data, out / name)
+        (FIGURES | EXTRA_FIGURES)[name](data, out / name)
     return names

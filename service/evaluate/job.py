@@ -1,4 +1,5 @@
-"""The chunk function every engine runs: rows ``start..stop`` in, a :class:`Tally` out.
+"""The chunk function every engine runs: rows ``start..stop`` in, a :class:`Tally` out (with
+the rows' logits, labels and calibration side when the job keeps outputs).
 
 An :class:`EvaluationJob` is plain, picklable data (dataset name, model, loss); a
 :class:`ChunkEvaluator` built from it in a worker opens the model and the dataset once and then
@@ -7,7 +8,7 @@ evaluates any number of chunks. The local engine's threads and Ray's actors run 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -24,6 +25,7 @@ from service.evaluate.errors import EvaluationError
 from service.evaluate.files import open_dataset
 from service.evaluate.metrics import Tally
 from service.evaluate.models import ModelSpec, Scorer, open_scorer
+from service.evaluate.outputs import ChunkOutputs, ChunkTally, RowSplit
 from service.losses import compute_loss
 from training.data import DatasetError
 
@@ -47,12 +49,13 @@ class LossSpec:
     input: LossInput = "logits"
     """What the loss is computed from: the logits, or probabilities after this activation."""
 
-    def per_row(self, logits: Any, labels: Any, threads: int = 1) -> Any:
-        """Each row's loss; rows an ``ignore_class`` drops count 0."""
+    def per_row(self, logits: Any, labels: Any, threads: int = 1, temperature: float = 1.0) -> Any:
+        """Each row's loss (of ``logits / temperature``); rows an ``ignore_class`` drops count 0."""
         if self.input == "logits":
-            predictions = {"logits": logits}
+            scaled = logits if temperature == 1 else logits / np.float32(temperature)
+            predictions = {"logits": scaled}
         else:
-            predictions = {"probabilities": Activation(self.input).apply(logits)}
+            predictions = {"probabilities": Activation(self.input).apply(logits, temperature)}
         result = compute_loss(
             self.name, labels, reduction="sum", threads=threads, **predictions, **self.options
         )
@@ -102,6 +105,15 @@ class EvaluationJob:
     loss: LossSpec
     threads: int = 1
     """onnxruntime threads per model run in each worker."""
+    temperature: float = 1.0
+    """Losses and metrics are of ``logits / temperature`` (a version's served calibration)."""
+    temperature_note: str = ""
+    """Where the temperature comes from, or why a calibration file is not applied (report)."""
+    keep_outputs: bool = False
+    """Hand back each row's raw logits, label and side of ``calibration_split`` (memory: rows ×
+    classes × 4 bytes in the driver), for fitting a temperature."""
+    calibration_split: RowSplit = field(default_factory=RowSplit)
+    """Which rows a temperature is fitted on and which measure it."""
 
 
 class ChunkEvaluator:
@@ -123,7 +135,7 @@ class ChunkEvaluator:
         self.scorer.close()
         self.dataset.close()
 
-    def __call__(self, start: int, stop: int) -> Tally:
+    def __call__(self, start: int, stop: int) -> ChunkTally:
         try:
             images, labels = self.dataset.read(start, stop)
         except DatasetError as exc:
@@ -140,8 +152,14 @@ class ChunkEvaluator:
             )
         logits = self.scorer.logits(images)
         check_labels(labels, logits.shape[1], self.dataset.source, start)
-        losses = self.job.loss.per_row(logits, labels, self.job.threads)
-        return Tally.of(logits, labels, losses, self.job.loss.counted(labels))
+        job, temperature = self.job, self.job.temperature
+        losses = job.loss.per_row(logits, labels, job.threads, temperature)
+        counted = job.loss.counted(labels)
+        tally = ChunkTally.of(logits, labels, losses, counted, temperature=temperature)
+        if not job.keep_outputs:
+            return tally
+        fit = job.calibration_split.fit_rows(start, stop)
+        return replace(tally, outputs=ChunkOutputs(start, logits, labels, fit))
 
 
 def plan_chunks(

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from service.evaluate.job import ChunkEvaluator, EvaluationJob
-from service.evaluate.metrics import Tally
+from service.evaluate.outputs import ChunkTally
 
 __all__ = ["LocalEngine"]
 
@@ -36,7 +36,7 @@ class LocalEngine:
         chunks: list[Chunk],
         advance: Callable[[int], None],
         first: ChunkEvaluator | None = None,
-    ) -> Iterator[Tally]:
+    ) -> Iterator[ChunkTally]:
         """Each chunk's tally as it completes (in any order); ``advance(rows)`` after each.
         ``first``: an evaluator already open, used by one of the threads."""
         spare = [first] if first is not None else []
@@ -44,7 +44,7 @@ class LocalEngine:
         local = threading.local()
         lock = threading.Lock()
 
-        def evaluate(chunk: Chunk) -> Tally:
+        def evaluate(chunk: Chunk) -> ChunkTally:
             evaluator = getattr(local, "evaluator", None)
             if evaluator is None:
                 with lock:
@@ -58,7 +58,7 @@ class LocalEngine:
 
         pending = iter(chunks)
         with ThreadPoolExecutor(self.workers, thread_name_prefix="evaluate") as pool:
-            running: dict[Future[Tally], Chunk] = {}
+            running: dict[Future[ChunkTally], Chunk] = {}
             try:
                 while True:
                     while len(running) < 2 * self.workers:

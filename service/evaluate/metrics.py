@@ -8,7 +8,7 @@ pass over all rows would give: no mean of means.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -47,7 +47,7 @@ class Tally:
     """Per class: rows the loss counts (all but an ``ignore_class``)."""
 
     @classmethod
-    def zeros(cls, classes: int, bins: int = ECE_BINS) -> Tally:
+    def zeros(cls, classes: int, bins: int = ECE_BINS) -> Self:
         """The tally of no rows."""
         int_c, int_b = np.zeros(classes, np.int64), np.zeros(bins, np.int64)
         return cls(
@@ -64,11 +64,13 @@ class Tally:
         loss_counts: npt.NDArray[np.bool_] | None = None,
         *,
         bins: int = ECE_BINS,
-    ) -> Tally:
+        temperature: float = 1.0,
+    ) -> Self:
         """The tally of rows with these ``logits`` ``[N, C]`` and class ids ``labels`` ``[N]``;
-        ``losses`` are the rows' losses and ``loss_counts`` which rows the loss counts."""
+        ``losses`` are the rows' losses and ``loss_counts`` which rows the loss counts.
+        Confidences are ``softmax(logits / temperature)``, computed as the service does."""
         classes = logits.shape[1]
-        probabilities = softmax(logits)
+        probabilities = softmax(logits, temperature=temperature)
         predicted = probabilities.argmax(axis=1)
         confidence = probabilities[np.arange(len(labels)), predicted].astype(np.float64)
         correct = predicted == labels
@@ -97,16 +99,17 @@ class Tally:
         )
 
     def __add__(self, other: Tally) -> Tally:
-        return Tally(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+        """The sums of both sets of rows (a subclass's other fields are not sums: dropped)."""
+        return Tally(*(getattr(self, name) + getattr(other, name) for name in SUMS))
 
     def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
         """The sums by field name (what crosses process boundaries)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in SUMS}
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, Any]) -> Tally:
+    def from_arrays(cls, arrays: dict[str, Any]) -> Self:
         """Inverse of :meth:`to_arrays`."""
-        return cls(**{f.name: np.asarray(arrays[f.name]) for f in fields(cls)})
+        return cls(**{name: np.asarray(arrays[name]) for name in SUMS})
 
     @property
     def total(self) -> int:
@@ -130,6 +133,10 @@ class Tally:
             "top_5_accuracy": self.top_k_accuracy(),
             "ece": self.ece(),
         }
+
+
+SUMS = tuple(f.name for f in fields(Tally))
+"""The fields of a :class:`Tally`: what adds up across chunks."""
 
 
 def _ratio(numerator: Any, denominator: Any) -> float:

@@ -4,12 +4,15 @@ The dataset of the Ray job is the list of chunks (two integers each); ``map_batc
 to a pool of actors, each of which builds one :class:`ChunkEvaluator` (model loaded once per
 actor) and returns each chunk's sums. Images never pass through the driver: each actor reads
 its own rows, so the data must be readable where the actors run (see docs/evaluation.md).
+When the job keeps outputs, each chunk's row also carries its rows' logits, labels and
+calibration side (chunks of different sizes: Ray returns those columns as one array per row).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -17,7 +20,8 @@ import numpy as np
 from service.cpus import usable_cpus
 from service.evaluate.errors import EvaluationError
 from service.evaluate.job import ChunkEvaluator, EvaluationJob
-from service.evaluate.metrics import Tally
+from service.evaluate.metrics import SUMS
+from service.evaluate.outputs import ChunkOutputs, ChunkTally
 
 __all__ = ["LOCAL_START_ATTEMPTS", "RayEngine"]
 
@@ -35,11 +39,16 @@ class RayChunks:
         self.evaluator = ChunkEvaluator(job)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        chunks = zip(batch["start"], batch["stop"], strict=True)
-        tallies = [self.evaluator(int(start), int(stop)) for start, stop in chunks]
-        total = sum(tallies[1:], tallies[0])
-        rows = np.array([int(batch["stop"].sum() - batch["start"].sum())])
-        return {"chunk_rows": rows} | {k: v[None] for k, v in total.to_arrays().items()}
+        """One chunk (``batch_size=1``) in, one row out: its rows, its sums, its outputs."""
+        (start,), (stop,) = batch["start"], batch["stop"]
+        tally = self.evaluator(int(start), int(stop))
+        row = {"chunk_rows": np.array([int(stop - start)])}
+        row |= {k: v[None] for k, v in tally.to_arrays().items()}
+        outputs = tally.outputs
+        if outputs is not None:
+            row |= {"first_row": np.array([outputs.start]), "logits": outputs.logits[None]}
+            row |= {"labels": outputs.labels[None], "fit": outputs.fit[None]}
+        return row
 
 
 class RayEngine:
@@ -56,12 +65,11 @@ class RayEngine:
         return {"engine": self.name, "address": self.address or "local", "actors": self.actors}
 
     def _init(self) -> Any:
-        try:
-            import ray
-        except ImportError:
-            raise EvaluationError(
-                "--engine ray needs Ray: pip install -e '.[ray]' (Ray Data)"
-            ) from None
+        from service.evaluate.extras import require
+
+        require("ray.data", "--engine ray", extra="ray")
+        import ray
+
         runtime_env: dict[str, Any] = {"env_vars": {"ORT_DISABLE_TELEMETRY": "1"}}
         if self.address is not None and self.ship_code:
             import service
@@ -115,7 +123,7 @@ class RayEngine:
         chunks: list[Chunk],
         advance: Callable[[int], None],
         first: ChunkEvaluator | None = None,
-    ) -> Iterator[Tally]:
+    ) -> Iterator[ChunkTally]:
         """Each chunk's tally as Ray returns it; ``advance(rows)`` after each."""
         del first  # actors open their own
         ray = self._init()
@@ -134,7 +142,7 @@ class RayEngine:
             for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
                 for row in range(len(batch["chunk_rows"])):
                     advance(int(batch["chunk_rows"][row]))
-                    yield Tally.from_arrays({k: v[row] for k, v in batch.items()})
+                    yield _chunk_tally(batch, row)
         except Exception as exc:
             cause = _user_error(exc)
             if cause is not None:
@@ -142,6 +150,21 @@ class RayEngine:
             raise
         finally:
             ray.shutdown()
+
+
+def _chunk_tally(batch: dict[str, Any], row: int) -> ChunkTally:
+    """Row ``row`` of a batch of results. Blocks of chunks of different sizes that Ray joins
+    come back as object arrays of per-row arrays, hence ``np.asarray`` on each row."""
+    tally = ChunkTally.from_arrays({k: batch[k][row] for k in SUMS})
+    if "logits" not in batch:
+        return tally
+    outputs = ChunkOutputs(
+        int(batch["first_row"][row]),
+        np.asarray(batch["logits"][row], np.float32),
+        np.asarray(batch["labels"][row], np.int64),
+        np.asarray(batch["fit"][row], bool),
+    )
+    return replace(tally, outputs=outputs)
 
 
 def _cluster_cpus(ray: Any, threads: int) -> int:

@@ -12,7 +12,7 @@ import numpy as np
 from service.evaluate.metrics import ECE_BINS, Tally
 from service.evaluate.runner import Evaluation
 
-__all__ = ["report", "write_report"]
+__all__ = ["markdown", "reliability_table", "report", "write_report"]
 
 
 def _ratios(numerator: Any, denominator: Any) -> list[float | None]:
@@ -32,7 +32,8 @@ def _per_class(tally: Tally, names: tuple[str, ...]) -> list[dict[str, Any]]:
     return [{"class_id": i} | dict(zip(keys, row, strict=True)) for i, row in enumerate(columns)]
 
 
-def _reliability(tally: Tally) -> list[dict[str, Any]]:
+def reliability_table(tally: Tally) -> list[dict[str, Any]]:
+    """Per confidence bin: its edges, images, accuracy and mean confidence."""
     edges = np.linspace(0, 1, ECE_BINS + 1).tolist()
     columns = zip(
         edges[:-1],
@@ -46,8 +47,9 @@ def _reliability(tally: Tally) -> list[dict[str, Any]]:
     return [dict(zip(keys, row, strict=True)) for row in columns]
 
 
-def report(evaluation: Evaluation) -> dict[str, Any]:
-    """Everything the evaluation measured, as JSON-ready data."""
+def report(evaluation: Evaluation, calibration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything the evaluation measured, as JSON-ready data (and a fitted ``calibration``,
+    see :meth:`~service.evaluate.calibrate.FittedCalibration.section`)."""
     tally = evaluation.tally
     return {
         "dataset": evaluation.dataset,
@@ -67,9 +69,9 @@ def report(evaluation: Evaluation) -> dict[str, Any]:
             "columns": "prediction",
             "counts": tally.confusion.tolist(),
         },
-        "reliability": _reliability(tally),
+        "reliability": reliability_table(tally),
         "run": evaluation.run | {"finished": datetime.now(UTC).isoformat(timespec="seconds")},
-    }
+    } | ({} if calibration is None else {"calibration": calibration})
 
 
 def _percent(value: float | None) -> str:
@@ -104,6 +106,14 @@ def markdown(data: dict[str, Any], figures: list[str]) -> str:
         )
     if dataset.get("note"):
         lines += ["", f"Note: {dataset['note']}."]
+    if data["model"].get("calibration_note"):
+        temperature = data["model"]["calibration_temperature"]
+        lines += [
+            "",
+            f"Temperature applied: {temperature:.4g} ({data['model']['calibration_note']}).",
+        ]
+    if "calibration" in data:
+        lines += _calibration(data["calibration"])
     lines += [""] + [f"![{name}]({name})" for name in figures]
     lines += [
         "",
@@ -115,13 +125,58 @@ def markdown(data: dict[str, Any], figures: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(evaluation: Evaluation, out: Path, *, figures: bool = True) -> dict[str, Any]:
-    """Write ``out/report.json``, ``out/report.md`` and (with ``figures``) the PNGs."""
+def _calibration(section: dict[str, Any]) -> list[str]:
+    """The temperature-scaling section: the fit, and a before/after table."""
+    fitted, measured = section["fitted_on"], section["measured_on"]
+    where = (
+        "the same rows"
+        if section["same_rows"]
+        else f"the other {measured['rows']:,} rows (split seed {fitted['split_seed']})"
+    )
+    lines = [
+        "",
+        "## Calibration (temperature scaling)",
+        "",
+        f"T = {section['temperature']:.4f}, fitted by NLL on {fitted['rows']:,} rows "
+        f"(calibration split {fitted['calibration_split']:g}, {section['iterations']} "
+        f"iterations), measured on {where}.",
+    ]
+    if section["same_rows"]:
+        lines += ["", "**Fitted and measured on the same rows: optimistic.**"]
+    if section["at_bound"]:
+        lines += ["", "**The fit stopped at the temperature's bound: the minimum lies beyond.**"]
+    lines += [
+        "",
+        "| | T | NLL | ECE (15 bins) | Brier | accuracy | mean confidence |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for when in ("before", "after"):
+        row = section[when]
+        lines.append(
+            f"| {when} | {row['temperature']:.4g} | {row['nll']:.4f} | {row['ece']:.4f} | "
+            f"{row['brier']:.4f} | {_percent(row['accuracy'])} | "
+            f"{_percent(row['mean_confidence'])} |"
+        )
+    stored = section["written_to"]
+    lines += ["", f"calibration.json: written to `{stored}`." if stored else
+              f"calibration.json: not written ({section['not_written']})."]  # fmt: skip
+    return lines
+
+
+def write_report(
+    evaluation: Evaluation,
+    out: Path,
+    *,
+    figures: bool = True,
+    calibration: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write ``out/report.json``, ``out/report.md`` and (with ``figures``) the PNGs;
+    ``calibration``: a fitted temperature's section."""
     from service.evaluate.figures import figure_names
 
     out.mkdir(parents=True, exist_ok=True)
-    data = report(evaluation)
-    names = figure_names(len(evaluation.class_names)) if figures else []
+    data = report(evaluation, calibration)
+    names = figure_names(len(evaluation.class_names), calibration is not None) if figures else []
     # The numbers first: a figure that fails must not lose them.
     (out / "report.json").write_text(json.dumps(data, indent=2) + "\n")
     (out / "report.md").write_text(markdown(data, names))

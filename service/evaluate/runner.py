@@ -1,4 +1,5 @@
-"""One evaluation: plan the chunks, run them on an engine, add up their tallies."""
+"""One evaluation: plan the chunks, run them on an engine, add up their tallies (and keep the
+rows' outputs when the job asks for them)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,15 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from service.evaluate.errors import EvaluationError
 from service.evaluate.job import ChunkEvaluator, EvaluationJob, LossSpec, plan_chunks
-from service.evaluate.local_engine import LocalEngine
 from service.evaluate.metrics import Tally
-from service.evaluate.models import ServedModel, local_model, open_scorer
-from service.evaluate.settings import EvaluateSettings
+from service.evaluate.models import open_scorer
+from service.evaluate.outputs import ChunkOutputs, ChunkTally
 
-__all__ = ["Engine", "Evaluation", "evaluate", "job_from_settings"]
+__all__ = ["Engine", "Evaluation", "evaluate"]
 
 
 class Engine(Protocol):
@@ -30,7 +29,10 @@ class Engine(Protocol):
         chunks: list[tuple[int, int]],
         advance: Callable[[int], None],
         first: ChunkEvaluator | None = None,
-    ) -> Iterator[Tally]: ...
+    ) -> Iterator[Tally]:
+        """Each chunk's :class:`Tally` (a :class:`ChunkTally` with its outputs when the job
+        keeps them), in any order; ``advance(rows)`` after each."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,9 @@ class Evaluation:
     dataset: dict[str, Any]
     model: dict[str, Any]
     run: dict[str, Any]
+    outputs: tuple[ChunkOutputs, ...] = ()
+    """Each chunk's rows' raw logits, labels and calibration side, in row order (only when
+    the job keeps outputs)."""
 
 
 def _class_names(evaluator: ChunkEvaluator, classes: int) -> tuple[str, ...]:
@@ -86,22 +91,23 @@ def _run(
     limit: int | None,
     progress: bool,
 ) -> Evaluation:
-    from tqdm import tqdm
-
     dataset = first.dataset
     chunks = plan_chunks(dataset.segments(), chunk_size, limit)
     if not chunks:
         raise EvaluationError(f"{dataset.source} holds no images")
     rows = sum(stop - start for start, stop in chunks)
+    if job.keep_outputs:
+        _check_split(job, chunks)
     started = time.perf_counter()
     total = Tally.zeros(classes)
-    bar = tqdm(
-        total=rows, unit=" images", unit_scale=True, disable=not progress, file=sys.stderr,
-        desc=f"evaluating ({engine.name})", smoothing=0.1,
-    )  # fmt: skip
-    with bar:
+    kept: list[ChunkOutputs] = []
+    with _progress_bar(rows, f"evaluating ({engine.name})", progress) as bar:
         for tally in engine.run(job, chunks, bar.update, first):
             total = total + tally
+            if isinstance(tally, ChunkTally) and tally.outputs is not None:
+                kept.append(tally.outputs)
+    if job.keep_outputs and sum(len(o.labels) for o in kept) != rows:
+        raise EvaluationError(f"{engine.name} engine returned the outputs of some rows only")
     seconds = time.perf_counter() - started
     return Evaluation(
         tally=total,
@@ -115,7 +121,11 @@ def _run(
             "images": total.total,
             "note": getattr(dataset, "note", ""),
         },
-        model=job.model.describe(),
+        model=job.model.describe()
+        | {
+            "calibration_temperature": job.temperature,
+            "calibration_note": job.temperature_note or None,
+        },
         run=engine.describe()
         | {
             "threads_per_worker": job.threads,
@@ -124,63 +134,43 @@ def _run(
             "seconds": round(seconds, 3),
             "images_per_second": round(total.total / seconds, 1) if seconds else None,
         },
+        outputs=tuple(sorted(kept, key=lambda outputs: outputs.start)),
     )
 
 
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise EvaluationError(f"{path}: cannot be read ({exc.strerror})") from None
-
-
-def _where(settings: EvaluateSettings) -> str:
-    """The dataset as workers elsewhere find it: an absolute path, CIFAR-10 found here, or the
-    name of a generated dataset (written on each node)."""
-    from training.data import DatasetError
-    from training.datasets import CIFAR10, dataset_folder
-
-    if settings.dataset == CIFAR10:
-        try:
-            return str(dataset_folder(CIFAR10).resolve())
-        except DatasetError as exc:
-            raise EvaluationError(str(exc)) from None
-    path = Path(settings.dataset)
-    return str(path.resolve()) if path.exists() else settings.dataset
-
-
-def job_from_settings(settings: EvaluateSettings, cpus: int) -> tuple[EvaluationJob, Engine]:
-    """The job and engine the settings describe (paths made absolute for remote workers)."""
-    from service.evaluate.datasets import DatasetSpec
-
-    if settings.server is not None:
-        if settings.model is None:
-            raise EvaluationError("--model is required with --server")
-        model: Any = ServedModel(
-            settings.server,
-            settings.model,
-            settings.version,
-            settings.api_key.get_secret_value() if settings.api_key else None,
-            _read(settings.tls_ca_file) if settings.tls_ca_file else None,
-            settings.request_rows,
+def _check_split(job: EvaluationJob, chunks: list[tuple[int, int]]) -> None:
+    """Before any work: both sides of the calibration split must have rows."""
+    split = job.calibration_split
+    fit, measure = split.count(chunks)
+    if not fit or not measure:
+        raise EvaluationError(
+            f"--calibration-split {split.fraction:g} (--split-seed {split.seed}) leaves "
+            f"{fit} row(s) to fit the temperature on and {measure} to measure it on; both need "
+            "rows (more rows, or another split)"
         )
-    else:
-        # Ray hides GPUs from actors that do not ask for one: there, cuda must be asked for.
-        device = "cpu" if settings.engine == "ray" and settings.device == "auto" else None
-        model = local_model(
-            settings.model_repository, settings.model, settings.version,
-            device or settings.device,
-        )  # fmt: skip
-    dataset = DatasetSpec(_where(settings), settings.split, str(settings.data_root.resolve()))
-    loss = LossSpec(settings.loss, settings.reduction, settings.loss_options, settings.loss_input)
-    engine: Engine
-    if settings.engine == "ray":
-        from service.evaluate.ray_engine import RayEngine
 
-        engine = RayEngine(settings.ray_address, settings.workers, settings.ray_ship_code)
-        threads = settings.threads or 1
-    else:
-        workers = settings.workers or 1
-        engine = LocalEngine(workers)
-        threads = settings.threads or max(1, cpus // workers)
-    return EvaluationJob(dataset, model, loss, threads), engine
+
+class _Quiet:
+    """What stands for the progress bar with ``--no-progress`` (tqdm is not needed then)."""
+
+    def __enter__(self) -> _Quiet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def update(self, rows: int) -> None:
+        """Rows done (ignored)."""
+
+
+def _progress_bar(rows: int, description: str, progress: bool) -> Any:
+    """A tqdm bar on stderr with images/s, or a silent stand-in."""
+    if not progress:
+        return _Quiet()
+    from service.evaluate.extras import require
+
+    tqdm = require("tqdm", "the progress bar", instead="--no-progress").tqdm
+    return tqdm(
+        total=rows, unit=" images", unit_scale=True, file=sys.stderr, desc=description,
+        smoothing=0.1,
+    )  # fmt: skip

@@ -99,3 +99,24 @@ class EvaluateSettings(BaseSettings):
     )
     figures: bool = Field(True, description="Write the PNG figures (needs matplotlib).")
     progress: bool = Field(True, description="Show a progress bar with images/s on stderr.")
+    calibrated: bool = Field(
+        True, description="Score a repository version that has a calibration.json as the "
+        "service serves it, softmax(logits / T); --no-calibrated: the raw logits.",
+    )  # fmt: skip
+    fit_temperature: bool = Field(
+        False, description="Fit temperature scaling (softmax classifiers) on part of the rows, "
+        "measure it on the others, report it, and write calibration.json (--write-calibration).",
+    )  # fmt: skip
+    calibration_split: float = Field(
+        0.5, gt=0, le=1, allow_inf_nan=False, description="With --fit-temperature: the "
+        "fraction of rows the temperature is fitted on; the others measure it (1: fitted and "
+        "measured on the same rows, optimistic).",
+    )  # fmt: skip
+    split_seed: int = Field(
+        0, ge=0, lt=2**63, description="Seed of the per-row hash that puts each row on the fit "
+        "or the measure side (independent of chunks, engine and workers).",
+    )  # fmt: skip
+    write_calibration: bool = Field(
+        True, description="With --fit-temperature and a repository model: write "
+        "calibration.json into the version's folder (the service then serves it calibrated).",
+    )  # fmt: skip

@@ -37,7 +37,10 @@ def test_served_model_over_v2_grpc_equals_the_file(
     assert b.loss_value == pytest.approx(a.loss_value, rel=1e-6)
     # The protocol's metadata has no class names: the dataset's own are reported.
     assert b.class_names[0] == "synthetic-horizontal-stripes"
-    assert b.model == {"name": "cifar10", "version": 2, "address": live.grpc_target}
+    assert b.model == {
+        "name": "cifar10", "version": 2, "address": live.grpc_target,
+        "calibration_temperature": 1.0, "calibration_note": None,
+    }  # fmt: skip
 
 
 def test_served_model_errors_name_the_server(
