@@ -32,11 +32,15 @@ def write_linear_model(
     output_name: str = "logits",
     metadata: dict[str, str] | None = None,
     class_names: list[str] | None = None,
+    trained: LinearModel | None = None,
 ) -> LinearModel:
-    """Write a linear classifier over [N, 32, 32, 3] 0–255 pixels to ``path``."""
+    """Write a linear classifier over [N, 32, 32, 3] 0–255 pixels to ``path``: random weights
+    drawn from ``seed``, or ``trained``'s."""
     rng = np.random.default_rng(seed)
     weights = rng.normal(0, 0.05, (3072, classes)).astype(np.float32)
     bias = rng.normal(0, 0.1, classes).astype(np.float32)
+    if trained is not None:
+        weights, bias = trained.weights.astype(np.float32), trained.bias.astype(np.float32)
     nodes = [
         helper.make_node("Reshape", [input_name, "flat_shape"], ["flat"]),
         helper.make_node("Mul", ["flat", "scale"], ["scaled"]),
@@ -65,6 +69,18 @@ def write_linear_model(
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
     return LinearModel(weights, bias)
+
+
+def fit_linear_model(images: np.ndarray, labels: np.ndarray, scale: float = 1.0) -> LinearModel:
+    """A ridge-regression classifier of ``images`` (0–255 pixels) onto ±1 one-hot targets, its
+    logits multiplied by ``scale`` (which changes its calibration, not its predictions)."""
+    flat = images.reshape(len(images), -1).astype(np.float64) / 255
+    targets = 2 * np.eye(int(labels.max()) + 1)[labels] - 1
+    design = np.hstack([flat, np.ones((len(flat), 1))])
+    solved = design.T @ np.linalg.solve(design @ design.T + 10 * np.eye(len(flat)), targets)
+    return LinearModel(
+        (solved[:-1] * scale).astype(np.float32), (solved[-1] * scale).astype(np.float32)
+    )
 
 
 POISON = 200
