@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from service.atomic_files import write_atomically
 from service.calibration.temperature import MAX_TEMPERATURE, MIN_TEMPERATURE
 
 __all__ = [
@@ -105,15 +104,5 @@ def write_calibration(folder: Path, calibration: Calibration) -> Path:
     """Write ``calibration`` to ``folder/calibration.json`` atomically; its path."""
     path = folder / CALIBRATION_FILE
     text = json.dumps(calibration.model_dump(mode="json"), indent=2) + "\n"
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{CALIBRATION_FILE}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(path, text)
     return path

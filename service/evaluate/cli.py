@@ -6,9 +6,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import ValidationError
-from pydantic_settings import CliApp, SettingsError
-
+from service.command_line import settings_from_args
 from service.cpus import usable_cpus
 from service.evaluate.errors import EvaluationError
 from service.evaluate.settings import EvaluateSettings
@@ -18,16 +16,8 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; the exit status (2: bad settings, dataset, model or loss)."""
-    try:
-        settings = CliApp.run(
-            EvaluateSettings, cli_args=list(sys.argv[1:] if argv is None else argv)
-        )
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        print(f"error: invalid settings: {problems}", file=sys.stderr)
-        return 2
-    except SettingsError as exc:  # e.g. --loss-options that is not JSON
-        print(f"error: invalid settings: {exc}", file=sys.stderr)
+    settings = settings_from_args(EvaluateSettings, argv)
+    if settings is None:
         return 2
     from service.evaluate.configure import job_from_settings
     from service.evaluate.extras import require

@@ -10,9 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import ValidationError
-from pydantic_settings import CliApp, SettingsError
-
+from service.command_line import settings_from_args
 from service.promotion.labels import PromotionError
 from service.promotion.settings import PromoteSettings
 
@@ -21,16 +19,8 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; the exit status."""
-    try:
-        settings = CliApp.run(
-            PromoteSettings, cli_args=list(sys.argv[1:] if argv is None else argv)
-        )
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        print(f"error: invalid settings: {problems}", file=sys.stderr)
-        return 2
-    except SettingsError as exc:
-        print(f"error: invalid settings: {exc}", file=sys.stderr)
+    settings = settings_from_args(PromoteSettings, argv)
+    if settings is None:
         return 2
     from service.evaluate.errors import EvaluationError
 

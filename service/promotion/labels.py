@@ -8,13 +8,13 @@ one: a promotion can never leave a model with a settings file the service refuse
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import urllib.error
 import urllib.request
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from service.atomic_files import write_atomically
 from service.batching import BatchingOptions
 from service.errors import ModelLoadError
 from service.repository import CONFIG_FILE, LABEL, read_model_config
@@ -56,19 +56,9 @@ def move_label(folder: Path, label: str, version: int) -> int | None:
     previous = labels.get(label)
     labels[label] = version
     text = json.dumps(settings | {"labels": labels}, indent=2) + "\n"
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{CONFIG_FILE}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, 0o644)
-        # What the service will read: refused here, the old file stays.
-        read_model_config(BatchingOptions.model_validate({}), Path(temporary))
-        os.replace(temporary, folder / CONFIG_FILE)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    # Checked by the service's own reader first: refused, the old file stays.
+    check = partial(read_model_config, BatchingOptions.model_validate({}))
+    write_atomically(folder / CONFIG_FILE, text, check)
     return int(previous) if previous is not None else None
 
 
