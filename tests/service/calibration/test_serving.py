@@ -230,3 +230,23 @@ def test_a_version_calibrated_before_start_up_is_served_calibrated_from_the_firs
         assert (first["calibrated"], first["temperature"]) == (True, T)
         wanted = softmax(reference.logits(IMAGES), temperature=T)
         np.testing.assert_allclose(first["probabilities"], wanted, rtol=1e-5, atol=1e-6)
+
+
+def test_the_calibration_command_feeds_the_running_service(tmp_path: Path) -> None:
+    from service.evaluate.cli import main
+    from training.synthetic import EASY, write_synthetic_cifar10
+
+    publish(tmp_path / "models", "m", 1, seed=1)
+    data = write_synthetic_cifar10(
+        tmp_path / "data", difficulty=EASY, train_per_batch=10, test_size=400, seed=2
+    )
+    with InProcessService(tmp_path / "models", poll_interval_seconds=0.1) as service:
+        assert _predict(service.url)["calibrated"] is False
+        args = ["--dataset", str(data), "--model-repository", str(tmp_path / "models")]
+        out = ["--fit-temperature", "--no-progress", "--no-figures", "--out", str(tmp_path / "r")]
+        assert main([*args, *out]) == 0
+        written = Calibration.model_validate_json(
+            (tmp_path / "models" / "m" / "1" / CALIBRATION_FILE).read_text()
+        )
+        wait_for(lambda: _predict(service.url)["calibrated"], what="the fit is served")
+        assert _predict(service.url)["temperature"] == pytest.approx(written.temperature)
