@@ -24,6 +24,7 @@ import numpy.typing as npt
 from service.calibration.quality import Quality, QualitySums
 from service.calibration.temperature import TemperatureFit, fit_temperature
 from service.errors import InvalidInputError
+from service.losses import numeric_array, require_finite, require_unit_interval
 
 __all__ = [
     "PROBABILITY_SUM_TOLERANCE",
@@ -52,24 +53,10 @@ class RequestCalibration:
     after: Quality
 
 
-def _numeric(value: object, field: str, what: str) -> npt.NDArray[Any]:
-    try:
-        array = np.asarray(value)
-    except (ValueError, TypeError):  # ragged nested lists
-        raise InvalidInputError(
-            f"{field} must be a rectangular numeric array", field=field
-        ) from None
-    if array.dtype.kind not in "iuf":
-        raise InvalidInputError(
-            f"{field} must hold {what}, got values of type {array.dtype}", field=field
-        )
-    return array
-
-
 def logits_of(values: object, field: str, *, probabilities: bool = False) -> FloatArray:
     """``values`` as float64 logits ``[N, C]``: logits as given, or ``log(max(p, tiny))`` of
     probabilities (``probabilities=True``), after checking them."""
-    raw = _numeric(values, field, "numbers")
+    raw = numeric_array(values, field, kinds="iuf", expected="hold numbers")
     if raw.ndim != 2 or raw.shape[0] < 1 or raw.shape[1] < 2:
         raise InvalidInputError(
             f"{field} must have shape [N, C] with N >= 1 and C >= 2 classes, "
@@ -77,16 +64,14 @@ def logits_of(values: object, field: str, *, probabilities: bool = False) -> Flo
             field=field,
         )
     array = raw.astype(np.float64)
-    if not np.isfinite(array).all():
-        raise InvalidInputError(f"{field} must be finite (no NaN or Inf)", field=field)
+    require_finite(array, field)
     if not probabilities:
         if np.abs(array).max() > FLOAT32_MAX:
             raise InvalidInputError(
                 f"{field} must lie within float32's range (|x| <= {FLOAT32_MAX:.7g})", field=field
             )
         return array
-    if array.min() < 0 or array.max() > 1:
-        raise InvalidInputError(f"{field} must lie within [0, 1]", field=field)
+    require_unit_interval(array, field)
     sums = array.sum(axis=1)
     off = np.abs(sums - 1) > PROBABILITY_SUM_TOLERANCE
     if off.any():
@@ -103,7 +88,9 @@ def logits_of(values: object, field: str, *, probabilities: bool = False) -> Flo
 def class_ids(labels: object, rows: int, classes: int, rows_field: str = "logits") -> IntArray:
     """``labels`` as int64 class ids ``[rows]`` in ``0..classes-1`` (``[rows, 1]`` accepted);
     ``rows_field`` names what the rows are counted in, for messages."""
-    raw = _numeric(labels, "labels", "integer class ids")
+    raw: npt.NDArray[Any] = numeric_array(
+        labels, "labels", kinds="iuf", expected="hold integer class ids"
+    )
     if raw.ndim == 2 and raw.shape[1] == 1:
         raw = raw[:, 0]
     if raw.ndim != 1:

@@ -6,7 +6,18 @@
 """
 
 from service.losses._api import LossResult, compute_loss
+from service.losses._inputs import numeric_array, require_finite, require_unit_interval
 from service.losses._reduction import REDUCTIONS
 from service.losses._registry import LOSS_OPTIONS, LOSSES, LossOption
 
-__all__ = ["LOSSES", "LOSS_OPTIONS", "REDUCTIONS", "LossOption", "LossResult", "compute_loss"]
+__all__ = [
+    "LOSSES",
+    "LOSS_OPTIONS",
+    "REDUCTIONS",
+    "LossOption",
+    "LossResult",
+    "compute_loss",
+    "numeric_array",
+    "require_finite",
+    "require_unit_interval",
+]

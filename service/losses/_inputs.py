@@ -58,30 +58,38 @@ class LossOutput(NamedTuple):
     gradient: FloatArray | None
 
 
-def _numeric(value: object, field: str) -> npt.NDArray[np.generic]:
+def numeric_array(
+    value: object, field: str, *, kinds: str = "biuf", expected: str = "be numeric"
+) -> npt.NDArray[np.generic]:
+    """``value`` as an array whose dtype kind is one of ``kinds``; else
+    :class:`InvalidInputError` saying ``field`` must ``expected``."""
     try:
         array = np.asarray(value)
-    except ValueError as exc:  # ragged nested lists
+    except (ValueError, TypeError) as exc:  # ragged nested lists
         raise InvalidInputError(
             f"{field} must be a rectangular numeric array", field=field
         ) from exc
-    if array.dtype.kind not in "biuf":
+    if array.dtype.kind not in kinds:
         raise InvalidInputError(
-            f"{field} must be numeric, got values of type {array.dtype}", field=field
+            f"{field} must {expected}, got values of type {array.dtype}", field=field
         )
     return array
 
 
-def _require_finite(array: npt.NDArray[np.generic], field: str) -> None:
+def require_finite(array: npt.NDArray[np.generic], field: str) -> None:
+    """Refuse NaN and ±Inf in ``field``."""
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise InvalidInputError(f"{field} must be finite (no NaN or Inf)", field=field)
 
 
-def _require_unit_interval(array: FloatArray, field: str, context: str = "") -> None:
+def require_unit_interval(
+    array: npt.NDArray[np.floating[Any]], field: str, context: str = ""
+) -> None:
+    """Refuse values of ``field`` outside [0, 1] (NaN and ±Inf included)."""
     # min/max propagate NaN and expose ±inf, so this one check also proves finiteness.
     low, high = array.min(), array.max()
     if not (low >= 0 and high <= 1):
-        _require_finite(array, field)
+        require_finite(array, field)
         raise InvalidInputError(f"{field} must lie within [0, 1] {context}".rstrip(), field=field)
 
 
@@ -94,7 +102,7 @@ def as_predictions(logits: object, probabilities: object) -> Predictions:
         )
     from_logits = logits is not None
     field = "logits" if from_logits else "probabilities"
-    raw = _numeric(logits if from_logits else probabilities, field)
+    raw = numeric_array(logits if from_logits else probabilities, field)
     if raw.ndim not in (1, 2) or raw.size == 0:
         raise InvalidInputError(
             f"{field} must have shape [N, C] (or [N] for one output) with N, C >= 1, "
@@ -103,9 +111,9 @@ def as_predictions(logits: object, probabilities: object) -> Predictions:
         )
     values = raw.astype(np.float32, copy=False)
     if from_logits:
-        _require_finite(values, field)
+        require_finite(values, field)
     else:
-        _require_unit_interval(values, field)
+        require_unit_interval(values, field)
     original_shape = values.shape
     if values.ndim == 1:
         values = values.reshape(-1, 1)
@@ -114,7 +122,7 @@ def as_predictions(logits: object, probabilities: object) -> Predictions:
 
 def _class_ids(raw: npt.NDArray[np.generic], num_classes: int, ignore: int | None) -> IntArray:
     if raw.dtype.kind == "f":
-        _require_finite(raw, "labels")
+        require_finite(raw, "labels")
         if not np.array_equal(raw, np.round(raw)):
             raise InvalidInputError("class-id labels must be integers", field="labels")
         # Beyond int64 the cast below would wrap (with a RuntimeWarning).
@@ -148,7 +156,7 @@ def _check_rows(labels: npt.NDArray[np.generic], predictions: Predictions) -> No
 def sparse_labels(labels: object, predictions: Predictions, ignore_class: int | None) -> Labels:
     """Class ids ``[N]`` (``[N, 1]`` accepted) and the mask of rows not equal to
     ``ignore_class`` (``None`` when no class is ignored)."""
-    raw = _numeric(labels, "labels")
+    raw = numeric_array(labels, "labels")
     _check_rows(raw, predictions)
     if raw.ndim == 2 and raw.shape[1] == 1:
         raw = raw[:, 0]
@@ -171,7 +179,7 @@ def dense_labels(labels: object, predictions: Predictions, *, unit_interval: boo
     Class ids ``[N]`` are one-hot encoded when ``C > 1``; a vector ``[N]`` is one column
     when ``C == 1``. ``unit_interval`` requires values within [0, 1] (cross-entropies).
     """
-    raw = _numeric(labels, "labels")
+    raw = numeric_array(labels, "labels")
     _check_rows(raw, predictions)
     n, c = predictions.values.shape
     if raw.ndim == 1 and c > 1:
@@ -188,9 +196,9 @@ def dense_labels(labels: object, predictions: Predictions, *, unit_interval: boo
         )
     y = y.astype(np.float32, copy=False)
     if unit_interval:
-        _require_unit_interval(y, "labels", "for this loss")
+        require_unit_interval(y, "labels", "for this loss")
     else:
-        _require_finite(y, "labels")
+        require_finite(y, "labels")
     return y
 
 
@@ -198,7 +206,7 @@ def sample_weights(sample_weight: object, n: int) -> FloatArray | None:
     """``None``, a scalar, ``[N]`` or ``[N, 1]`` non-negative finite weights, as float32 ``[N]``."""
     if sample_weight is None:
         return None
-    raw = _numeric(sample_weight, "sample_weight").astype(np.float32)
+    raw = numeric_array(sample_weight, "sample_weight").astype(np.float32)
     if raw.ndim == 2 and raw.shape[1] == 1:
         raw = raw[:, 0]
     if raw.ndim == 0:
@@ -208,7 +216,7 @@ def sample_weights(sample_weight: object, n: int) -> FloatArray | None:
             f"sample_weight must be a scalar or have shape [{n}], got shape {list(raw.shape)}",
             field="sample_weight",
         )
-    _require_finite(raw, "sample_weight")
+    require_finite(raw, "sample_weight")
     if raw.min() < 0:
         raise InvalidInputError("sample_weight must be >= 0", field="sample_weight")
     return raw
