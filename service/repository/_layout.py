@@ -30,6 +30,19 @@ def _stamp(path: Path) -> FileStamp | None:
     return found.st_ino, found.st_size, found.st_mtime_ns
 
 
+UNREADABLE: FileStamp = (-1, -1, -1)
+"""The stamp of a ``calibration.json`` that is there but cannot be looked at (a dangling or
+looping link, no permission): it is read, and refused, like a bad file — its version serves
+uncalibrated — instead of hiding the whole model."""
+
+
+def _calibration_stamp(path: Path) -> FileStamp | None:
+    try:
+        return _stamp(path)
+    except OSError:
+        return UNREADABLE
+
+
 @dataclass(frozen=True)
 class ModelFiles:
     """One model's files as one look at the repository found them."""
@@ -85,7 +98,7 @@ def _model_files(folder: Path) -> ModelFiles:
             stamp = _stamp(entry / MODEL_FILE)
             if stamp is not None:
                 versions[int(entry.name)] = stamp
-                calibration = _stamp(entry / CALIBRATION_FILE)
+                calibration = _calibration_stamp(entry / CALIBRATION_FILE)
                 if calibration is not None:
                     calibrations[int(entry.name)] = calibration
     return ModelFiles(

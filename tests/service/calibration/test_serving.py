@@ -184,6 +184,19 @@ def test_a_bad_calibration_leaves_the_version_serving_uncalibrated(
     assert reason() == ""
 
 
+def test_a_calibration_that_cannot_be_looked_at_hides_nothing(served: Served) -> None:
+    service, _reference, folder = served
+    (folder / CALIBRATION_FILE).symlink_to(CALIBRATION_FILE)  # a link to itself: ELOOP
+
+    def state() -> dict[str, Any]:
+        (found,) = httpx.get(f"{service.url}/models").json()["models"][0]["states"]
+        return dict(found)
+
+    wait_for(lambda: "cannot be read" in state()["reason"], what="the refusal is reported")
+    assert state()["state"] == "READY"
+    assert _predict(service.url)["calibrated"] is False
+
+
 def test_calibrations_rewritten_under_traffic_fail_no_request(served: Served) -> None:
     service, _reference, folder = served
     failures: list[str] = []
