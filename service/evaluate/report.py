@@ -5,14 +5,26 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from service.evaluate.metrics import ECE_BINS, Tally
 from service.evaluate.runner import Evaluation
 
-__all__ = ["markdown", "reliability_table", "report", "write_report"]
+__all__ = ["Bins", "markdown", "reliability_table", "report", "write_report"]
+
+
+class Bins(Protocol):
+    """Per confidence bin sums: a :class:`Tally`, or a calibration's ``QualitySums``."""
+
+    @property
+    def bin_rows(self) -> npt.NDArray[np.int64]: ...
+    @property
+    def bin_correct(self) -> npt.NDArray[np.int64]: ...
+    @property
+    def bin_confidence(self) -> npt.NDArray[np.float64]: ...
 
 
 def _ratios(numerator: Any, denominator: Any) -> list[float | None]:
@@ -32,15 +44,15 @@ def _per_class(tally: Tally, names: tuple[str, ...]) -> list[dict[str, Any]]:
     return [{"class_id": i} | dict(zip(keys, row, strict=True)) for i, row in enumerate(columns)]
 
 
-def reliability_table(tally: Tally) -> list[dict[str, Any]]:
+def reliability_table(bins: Bins) -> list[dict[str, Any]]:
     """Per confidence bin: its edges, images, accuracy and mean confidence."""
     edges = np.linspace(0, 1, ECE_BINS + 1).tolist()
     columns = zip(
         edges[:-1],
         edges[1:],
-        tally.bin_rows.tolist(),
-        _ratios(tally.bin_correct, tally.bin_rows),
-        _ratios(tally.bin_confidence, tally.bin_rows),
+        bins.bin_rows.tolist(),
+        _ratios(bins.bin_correct, bins.bin_rows),
+        _ratios(bins.bin_confidence, bins.bin_rows),
         strict=True,
     )
     keys = ("from", "to", "images", "accuracy", "confidence")

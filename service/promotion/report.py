@@ -26,14 +26,13 @@ def _figure(versions: list[tuple[str, Measured]], path: Path) -> None:
     )  # fmt: skip
     for row, (role, measured) in enumerate(versions):
         for column, which in enumerate(("raw", "served")):
-            data = measured.raw if which == "raw" else measured.served
             temperature = 1.0 if which == "raw" else measured.temperature
             title = (
                 f"{role}: version {measured.version}, {which} (T = {temperature:.4g}), "
-                f"ECE (15 bins) = {data['metrics']['ece']:.4f}"
+                f"ECE (15 bins) = {measured.figures(which)['ece']:.4f}"
             )
             top, bottom = axes[2 * row, column], axes[2 * row + 1, column]
-            reliability_panels(top, bottom, data["reliability"], title)
+            reliability_panels(top, bottom, measured.reliability(which), title)
     figure.savefig(path, dpi=100)
     plt.close(figure)
 
@@ -109,7 +108,7 @@ def _version(measured: Measured) -> dict[str, Any]:
         "served": measured.figures("served"),
         "raw": measured.figures("raw"),
         "reliability": {
-            "served": measured.served["reliability"],
-            "raw": measured.raw["reliability"],
+            "served": measured.reliability("served"),
+            "raw": measured.reliability("raw"),
         },
     }
