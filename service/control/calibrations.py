@@ -20,7 +20,7 @@ from service.calibration.file import (
     read_calibration,
 )
 from service.control.versions import Instance, ModelVersions
-from service.repository import FileStamp, ModelFiles
+from service.repository import FileStamp, ModelFiles, file_stamp
 
 __all__ = ["apply_calibrations"]
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 async def apply_calibrations(
     model: ModelVersions, files: ModelFiles, previous: ModelFiles | None
 ) -> None:
-    """Read the calibration of each serving version of ``model`` whose file changed, once the
+    """Read the calibration of each version ``model`` keeps serving whose file changed, once the
     file is unchanged across two looks (as model files are); ``previous`` ``None`` (start-up,
     an order): as it is now."""
     for version, instance in list(model.serving.items()):
@@ -40,6 +40,8 @@ async def apply_calibrations(
             continue
         folder = files.folder / str(version)
         calibrated = await asyncio.to_thread(_calibrated, instance, folder, now)
+        if calibrated is None:
+            continue  # its model file is being replaced: the reload comes first
         model.serving[version] = calibrated
         applied = calibrated.model.calibration
         if applied is not None:
@@ -49,13 +51,17 @@ async def apply_calibrations(
             log.info("model %s version %d: calibration removed", model.name, version)
 
 
-def _calibrated(instance: Instance, folder: Path, stamp: FileStamp | None) -> Instance:
-    """``instance`` with the calibration in ``folder`` (none if it is refused, with why)."""
-    error = ""
+def _calibrated(instance: Instance, folder: Path, stamp: FileStamp | None) -> Instance | None:
+    """``instance`` with the calibration in ``folder`` (none if it is refused, with why);
+    ``None`` when the model file is no longer the one the instance was loaded from."""
+    error, digest = "", instance.model_sha256
     try:
         calibration = read_calibration(folder)
         if calibration is not None and calibration.model_sha256 is not None:
-            digest = file_sha256(instance.model.path)
+            if digest is None:  # once per loaded file
+                digest = file_sha256(instance.model.path)
+                if file_stamp(instance.model.path) != instance.stamp:
+                    return None
             if digest != calibration.model_sha256:
                 raise CalibrationFileError(
                     f"{folder / CALIBRATION_FILE}: fitted for another model.onnx (sha256 "
@@ -66,4 +72,7 @@ def _calibrated(instance: Instance, folder: Path, stamp: FileStamp | None) -> In
         log.error("%s; model %s version %d serves uncalibrated",
                   error, instance.model.name, instance.model.version)  # fmt: skip
     served = replace(instance.model, calibration=calibration)
-    return replace(instance, model=served, calibration_stamp=stamp, calibration_error=error)
+    return replace(
+        instance, model=served, calibration_stamp=stamp, calibration_error=error,
+        model_sha256=digest,
+    )  # fmt: skip

@@ -181,8 +181,6 @@ class ModelManager:
                 replaced.append(old)
         for version in [v for v in model.failed if v not in complete]:
             del model.failed[version]
-        if files is not None:
-            await apply_calibrations(model, files, previous)
         labels = _labels(model, complete)
         keep: set[int] = set()
         if model.desired and config is not None:
@@ -193,6 +191,8 @@ class ModelManager:
             keep = config.policy.select(available) | set(labels.values()) or set(model.serving)
         for version in [v for v in model.serving if v not in keep]:
             replaced.append(model.serving.pop(version))
+        if files is not None:
+            await apply_calibrations(model, files, previous)
         model.labels = {label: v for label, v in labels.items() if v in model.serving}
         self._route(model)
         for instance in replaced:
@@ -276,7 +276,11 @@ class ModelManager:
         self._batchers[instance] = batcher
         model.failed.pop(version, None)
         old = model.serving.get(version)
-        model.serving[version] = Instance(spec, batcher, attempt[0])
+        loaded = Instance(spec, batcher, attempt[0])
+        if old is not None and old.stamp == loaded.stamp:  # new options, same file and
+            served = replace(spec, calibration=old.model.calibration)  # calibration
+            loaded = replace(old, model=served, batcher=batcher)
+        model.serving[version] = loaded
         self._telemetry.model_loaded(name, version, spec.provider, spec.metadata)
         self._telemetry.load_finished(name, version, seconds, ok=True)
         log.info("model %s version %d: READY (loaded in %.0f ms)", name, version, seconds * 1e3)

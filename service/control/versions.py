@@ -32,6 +32,8 @@ class Instance:
     """The ``calibration.json`` last read for it (``None``: none read)."""
     calibration_error: str = ""
     """Why that file was refused (the version then serves uncalibrated)."""
+    model_sha256: str | None = None
+    """The SHA-256 of the file it was loaded from, once a calibration asked for it."""
 
     def matches(self, stamp: FileStamp, batching: BatchingOptions) -> bool:
         """Loaded from this file with these options (else it must be reloaded)."""

@@ -12,6 +12,7 @@ from service.repository._layout import (
     FileStamp,
     ModelFiles,
     discover,
+    file_stamp,
     scan,
 )
 from service.repository._model import LoadedModel, ServedModel, TensorSpec, load_model
@@ -33,6 +34,7 @@ __all__ = [
     "VersionState",
     "VersionStatus",
     "discover",
+    "file_stamp",
     "load_model",
     "read_model_config",
     "scan",

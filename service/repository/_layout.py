@@ -10,7 +10,15 @@ from pathlib import Path
 from service.calibration.file import CALIBRATION_FILE
 from service.errors import ModelLoadError
 
-__all__ = ["CONFIG_FILE", "MODEL_FILE", "FileStamp", "ModelFiles", "discover", "scan"]
+__all__ = [
+    "CONFIG_FILE",
+    "MODEL_FILE",
+    "FileStamp",
+    "ModelFiles",
+    "discover",
+    "file_stamp",
+    "scan",
+]
 
 MODEL_FILE = "model.onnx"
 CONFIG_FILE = "config.json"
@@ -21,7 +29,7 @@ FileStamp = tuple[int, int, int]
 """A file's inode, size and modification time (ns): what tells that it changed."""
 
 
-def _stamp(path: Path) -> FileStamp | None:
+def file_stamp(path: Path) -> FileStamp | None:
     """The file's stamp; ``None`` when there is no such file (any other error is raised)."""
     try:
         found = os.stat(path)
@@ -38,7 +46,7 @@ uncalibrated — instead of hiding the whole model."""
 
 def _calibration_stamp(path: Path) -> FileStamp | None:
     try:
-        return _stamp(path)
+        return file_stamp(path)
     except OSError:
         return UNREADABLE
 
@@ -95,7 +103,7 @@ def _model_files(folder: Path) -> ModelFiles:
     for entry in folder.iterdir():
         # ASCII digits only: isdigit() also accepts "²", which int() refuses.
         if entry.name.isascii() and entry.name.isdigit() and len(entry.name) <= 18:
-            stamp = _stamp(entry / MODEL_FILE)
+            stamp = file_stamp(entry / MODEL_FILE)
             if stamp is not None:
                 versions[int(entry.name)] = stamp
                 calibration = _calibration_stamp(entry / CALIBRATION_FILE)
@@ -105,7 +113,7 @@ def _model_files(folder: Path) -> ModelFiles:
         folder.name,
         folder,
         dict(sorted(versions.items())),
-        _stamp(folder / CONFIG_FILE),
+        file_stamp(folder / CONFIG_FILE),
         calibrations=calibrations,
     )
 
