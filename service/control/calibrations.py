@@ -19,7 +19,7 @@ from service.calibration.file import (
     file_sha256,
     read_calibration,
 )
-from service.control.versions import Instance, ModelVersions
+from service.control.versions import Instance, ModelVersions, settled
 from service.repository import FileStamp, ModelFiles, file_stamp
 
 __all__ = ["apply_calibrations"]
@@ -34,9 +34,12 @@ async def apply_calibrations(
     file is unchanged across two looks (as model files are); ``previous`` ``None`` (start-up,
     an order): as it is now."""
     for version, instance in list(model.serving.items()):
-        now = files.calibrations.get(version)
-        before = previous.calibrations.get(version) if previous is not None else now
-        if version not in files.versions or now != before or now == instance.calibration_stamp:
+        before = previous.calibrations.get(version) if previous is not None else None
+        now = settled(
+            files.calibrations.get(version), before, instance.calibration_stamp,
+            first_look=previous is None,
+        )  # fmt: skip
+        if version not in files.versions or now == instance.calibration_stamp:
             continue
         folder = files.folder / str(version)
         calibrated = await asyncio.to_thread(_calibrated, instance, folder, now)

@@ -25,7 +25,7 @@ from pathlib import Path
 from service.batching import BatchingOptions, DynamicBatcher, Observers
 from service.control.calibrations import apply_calibrations
 from service.control.statistics import VersionStatistics
-from service.control.versions import Batcher, Instance, ModelVersions
+from service.control.versions import Batcher, Instance, ModelVersions, settled
 from service.errors import ModelLoadError, UnavailableError
 from service.execution import Executor, LoadOrder
 from service.repository import (
@@ -154,9 +154,11 @@ class ModelManager:
         if files is None and previous is not None and previous.versions:
             return  # gone at this look only (a folder being swapped, a failed listing): wait
         if files is not None:
-            changing = previous is not None and previous.config != files.config
-            if model.config is None or not changing:  # a config.json being written waits too
-                self._read_config(model, files, strict)
+            first = previous is None or model.config is None
+            before = previous.config if previous is not None else None
+            config_stamp = settled(files.config, before, model.config_stamp, first_look=first)
+            if model.config is None or config_stamp != model.config_stamp:
+                self._read_config(model, files.folder, config_stamp, strict)
         complete = _complete(model, files, previous)
         config = model.config
         if files is None or config is None or not model.wanted:
@@ -198,12 +200,12 @@ class ModelManager:
         for instance in replaced:
             self._retire(model, instance)
 
-    def _read_config(self, model: ModelVersions, files: ModelFiles, strict: bool) -> None:
-        if model.config is not None and files.config == model.config_stamp:
-            return
-        model.config_stamp = files.config
+    def _read_config(
+        self, model: ModelVersions, folder: Path, stamp: FileStamp | None, strict: bool
+    ) -> None:
+        model.config_stamp = stamp
         try:
-            model.config = read_model_config(self._defaults, files.folder / CONFIG_FILE)
+            model.config = read_model_config(self._defaults, folder / CONFIG_FILE)
             model.config_error = ""
         except ModelLoadError as exc:
             if strict:
@@ -338,11 +340,13 @@ def _complete(
     before = previous.versions if previous is not None else {}
     complete: dict[int, FileStamp] = {}
     for version in sorted(set(now) | set(before)):
-        stamp, loaded = now.get(version), model.serving.get(version)
-        if stamp is not None and (previous is None or before.get(version) == stamp):
+        loaded = model.serving.get(version)
+        stamp = settled(
+            now.get(version), before.get(version), loaded.stamp if loaded else None,
+            first_look=previous is None,
+        )  # fmt: skip
+        if stamp is not None:
             complete[version] = stamp
-        elif loaded is not None:
-            complete[version] = loaded.stamp
     return complete
 
 

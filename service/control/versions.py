@@ -16,9 +16,22 @@ from service.repository import (
     VersionStatus,
 )
 
-__all__ = ["Instance", "ModelVersions"]
+__all__ = ["Instance", "ModelVersions", "settled"]
 
 Batcher = DynamicBatcher[ModelCall, ModelOutput]
+
+
+def settled(
+    now: FileStamp | None,
+    before: FileStamp | None,
+    applied: FileStamp | None,
+    *,
+    first_look: bool,
+) -> FileStamp | None:
+    """What a file counts as at this look: as it is when there was no look before, or when it
+    is unchanged since; while it changes (being copied, rewritten, or gone at one look only),
+    what is applied. The one rule for model files, ``config.json`` and ``calibration.json``."""
+    return now if first_look or now == before else applied
 
 
 @dataclass(frozen=True)
