@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from service.activations import softmax
 from service.calibration.temperature import check_rows
-from service.evaluate.metrics import ECE_BINS
+from service.evaluate.metrics import ECE_BINS, confidence_bins
 
 __all__ = ["Quality", "QualitySums"]
 
@@ -80,21 +80,18 @@ class QualitySums:
         shifted = (z - z.max(axis=1, keepdims=True)) / temperature
         nll = np.log(np.exp(shifted).sum(axis=1)) - shifted[rows, y]
         probabilities = softmax(np.asarray(logits), temperature=temperature)
-        predicted = probabilities.argmax(axis=1)
-        confidence = probabilities[rows, predicted].astype(np.float64)
-        correct = predicted == y
-        which = np.clip(np.ceil(confidence * ECE_BINS).astype(np.int64) - 1, 0, ECE_BINS - 1)
+        scored = confidence_bins(probabilities, y)
         error = probabilities.astype(np.float64)
         error[rows, y] -= 1.0
         return cls(
             rows=len(y),
             nll=float(nll.sum()),
             brier=float(np.einsum("ij,ij->", error, error)),
-            correct=int(correct.sum()),
-            confidence=float(confidence.sum()),
-            bin_rows=np.bincount(which, minlength=ECE_BINS).astype(np.int64),
-            bin_correct=np.bincount(which, weights=correct, minlength=ECE_BINS).astype(np.int64),
-            bin_confidence=np.bincount(which, confidence, ECE_BINS).astype(np.float64),
+            correct=int(scored.correct.sum()),
+            confidence=float(scored.confidence.sum()),
+            bin_rows=scored.bin_rows,
+            bin_correct=scored.bin_correct,
+            bin_confidence=scored.bin_confidence,
         )
 
     def __add__(self, other: QualitySums) -> QualitySums:

@@ -28,7 +28,6 @@ from service.calibration import (
 )
 from service.calibration.file import file_sha256
 from service.evaluate.errors import EvaluationError
-from service.evaluate.metrics import Tally
 from service.evaluate.models import LocalModel
 from service.evaluate.outputs import ChunkOutputs, RowSplit
 from service.evaluate.report import reliability_table
@@ -47,11 +46,9 @@ class FittedCalibration:
     split: RowSplit
     fitted_on: dict[str, Any]
     measured_on: dict[str, Any]
-    before: Quality
-    after: Quality
-    bins_before: Tally
-    bins_after: Tally
-    """The measure rows' reliability bins (15) at T = 1 and at the fitted T."""
+    before: QualitySums
+    after: QualitySums
+    """The measure rows' sums (figures and 15 reliability bins) at T = 1 and at the fitted T."""
 
     def record(self, model_sha256: str | None) -> Calibration:
         """What ``calibration.json`` holds."""
@@ -61,8 +58,8 @@ class FittedCalibration:
             model_sha256=model_sha256,
             fitted_on=self.fitted_on,
             measured_on=self.measured_on,
-            before=_figures(self.before),
-            after=_figures(self.after),
+            before=_figures(self.before.quality()),
+            after=_figures(self.after.quality()),
             iterations=self.fit.iterations,
         )
 
@@ -77,11 +74,11 @@ class FittedCalibration:
             "fitted_on": self.fitted_on,
             "measured_on": self.measured_on,
             "same_rows": self.split.same_rows,
-            "before": {"temperature": 1.0} | self.before.to_dict(),
-            "after": {"temperature": self.fit.temperature} | self.after.to_dict(),
+            "before": {"temperature": 1.0} | self.before.quality().to_dict(),
+            "after": {"temperature": self.fit.temperature} | self.after.quality().to_dict(),
             "reliability": {
-                "before": reliability_table(self.bins_before),
-                "after": reliability_table(self.bins_after),
+                "before": reliability_table(self.before),
+                "after": reliability_table(self.after),
             },
             "written_to": None if written_to is None else str(written_to),
             "not_written": not_written,
@@ -108,13 +105,9 @@ def fit_calibration(evaluation: Evaluation, split: RowSplit) -> FittedCalibratio
     try:
         fit = fit_temperature(lambda: _sides(outputs, split, True))
         before, after = QualitySums.zeros(), QualitySums.zeros()
-        classes = len(evaluation.class_names)
-        bins_before, bins_after = Tally.zeros(classes), Tally.zeros(classes)
         for logits, labels in _sides(outputs, split, False):
             before = before + QualitySums.of(logits, labels, 1.0)
             after = after + QualitySums.of(logits, labels, fit.temperature)
-            bins_before = bins_before + Tally.of(logits, labels)
-            bins_after = bins_after + Tally.of(logits, labels, temperature=fit.temperature)
     except ValueError as exc:  # e.g. logits that are not finite
         raise EvaluationError(f"cannot fit a temperature: {exc}") from None
     if not before.rows:
@@ -123,11 +116,8 @@ def fit_calibration(evaluation: Evaluation, split: RowSplit) -> FittedCalibratio
     fitted_on = dataset | {
         "rows": fit.rows, "calibration_split": split.fraction, "split_seed": split.seed,
     }  # fmt: skip
-    measured_on = dataset | {"rows": bins_before.total, "same_rows": split.same_rows}
-    return FittedCalibration(
-        fit, split, fitted_on, measured_on, before.quality(), after.quality(), bins_before,
-        bins_after,
-    )  # fmt: skip
+    measured_on = dataset | {"rows": before.rows, "same_rows": split.same_rows}
+    return FittedCalibration(fit, split, fitted_on, measured_on, before, after)
 
 
 def store_calibration(fitted: FittedCalibration, model: LocalModel) -> Path:

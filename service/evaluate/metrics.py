@@ -8,14 +8,21 @@ pass over all rows would give: no mean of means.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 import numpy as np
 import numpy.typing as npt
 
 from service.activations import softmax
 
-__all__ = ["ECE_BINS", "TOP_K", "Tally", "classification_metrics"]
+__all__ = [
+    "ECE_BINS",
+    "TOP_K",
+    "ConfidenceBins",
+    "Tally",
+    "classification_metrics",
+    "confidence_bins",
+]
 
 ECE_BINS = 15
 """Equal-width confidence bins of the expected calibration error (Guo et al., 2017)."""
@@ -23,6 +30,39 @@ TOP_K = 5
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+
+class ConfidenceBins(NamedTuple):
+    """Each row's top-1 prediction, its confidence and whether it is right, and per confidence
+    bin (b holds confidences in (b/bins, (b+1)/bins]) the rows, right ones and confidence sum."""
+
+    predicted: IntArray
+    confidence: FloatArray
+    correct: npt.NDArray[np.bool_]
+    bin_rows: IntArray
+    bin_correct: IntArray
+    bin_confidence: FloatArray
+
+
+def confidence_bins(
+    probabilities: npt.NDArray[np.floating[Any]],
+    labels: npt.NDArray[np.integer[Any]],
+    bins: int = ECE_BINS,
+) -> ConfidenceBins:
+    """The rows' top-1 predictions and confidences from ``probabilities`` ``[N, C]``, and their
+    confidence bins (the reliability diagram's and the ECE's sums)."""
+    predicted = probabilities.argmax(axis=1)
+    confidence = probabilities[np.arange(len(labels)), predicted].astype(np.float64)
+    correct = predicted == labels
+    which = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
+    return ConfidenceBins(
+        predicted,
+        confidence,
+        correct,
+        np.bincount(which, minlength=bins).astype(np.int64),
+        np.bincount(which, weights=correct, minlength=bins).astype(np.int64),
+        np.bincount(which, confidence, bins).astype(np.float64),
+    )
 
 
 @dataclass(frozen=True)
@@ -70,14 +110,11 @@ class Tally:
         ``losses`` are the rows' losses and ``loss_counts`` which rows the loss counts.
         Confidences are ``softmax(logits / temperature)``, computed as the service does."""
         classes = logits.shape[1]
-        probabilities = softmax(logits, temperature=temperature)
-        predicted = probabilities.argmax(axis=1)
-        confidence = probabilities[np.arange(len(labels)), predicted].astype(np.float64)
-        correct = predicted == labels
+        scored = confidence_bins(softmax(logits, temperature=temperature), labels, bins)
+        predicted, correct = scored.predicted, scored.correct
         k = min(TOP_K, classes)
         top_k = np.argpartition(-logits, k - 1, axis=1)[:, :k]
         in_top_k = (top_k == labels[:, None]).any(axis=1)
-        which = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
         counted = np.ones(len(labels), bool) if loss_counts is None else loss_counts
         loss = np.zeros(len(labels)) if losses is None else losses.astype(np.float64)
 
@@ -91,9 +128,9 @@ class Tally:
             confusion=np.bincount(labels * classes + predicted, minlength=classes * classes)
             .reshape(classes, classes)
             .astype(np.int64),
-            bin_rows=np.bincount(which, minlength=bins).astype(np.int64),
-            bin_correct=np.bincount(which, weights=correct, minlength=bins).astype(np.int64),
-            bin_confidence=np.bincount(which, confidence, bins).astype(np.float64),
+            bin_rows=scored.bin_rows,
+            bin_correct=scored.bin_correct,
+            bin_confidence=scored.bin_confidence,
             loss_sum=per_class(np.where(counted, loss, 0.0)),
             loss_rows=per_class(counted).astype(np.int64),
         )
