@@ -25,10 +25,11 @@ from service.calibration.quality import Quality, QualitySums
 from service.calibration.temperature import TemperatureFit, fit_temperature
 from service.errors import InvalidInputError
 from service.losses import numeric_array, require_finite, require_unit_interval
+from service.repository import ServedModel
 
 __all__ = [
     "PROBABILITY_SUM_TOLERANCE",
-    "RequestCalibration",
+    "CalibrationOutcome",
     "calibrate_rows",
     "class_ids",
     "logits_of",
@@ -45,12 +46,14 @@ IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
-class RequestCalibration:
-    """The fitted temperature and the figures at T = 1 and at the fitted T, on the same rows."""
+class CalibrationOutcome:
+    """The fitted temperature, the figures at T = 1 and at the fitted T (on the same rows),
+    and the model when it ran."""
 
     fit: TemperatureFit
     before: Quality
     after: Quality
+    model: ServedModel | None = None
 
 
 def logits_of(values: object, field: str, *, probabilities: bool = False) -> FloatArray:
@@ -126,7 +129,7 @@ def calibrate_rows(
     *,
     field: str = "logits",
     probabilities: bool = False,
-) -> RequestCalibration:
+) -> CalibrationOutcome:
     """Fit one temperature to ``predictions`` (logits, or ``probabilities``) and class-id
     ``labels``, and measure NLL, ECE, Brier score and accuracy before and after it.
 
@@ -136,4 +139,4 @@ def calibrate_rows(
     fit = fit_temperature(lambda: [(logits, ids)])
     before = QualitySums.of(logits, ids).quality()
     after = QualitySums.of(logits, ids, fit.temperature).quality()
-    return RequestCalibration(fit, before, after)
+    return CalibrationOutcome(fit, before, after)

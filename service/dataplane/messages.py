@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy.typing as npt
 
 from service.activations import FloatArray
-from service.calibration import Quality, TemperatureFit
+from service.calibration.request import CalibrationOutcome
 from service.dataplane.options import PredictOptions
 from service.execution.runs import Images, TopClass
 from service.losses import LossResult
@@ -104,17 +104,6 @@ class CalibrateRequest:
     """Class ids [N]."""
     inputs: LossInput
     """Logits or probabilities [N, C], or images the model runs on first."""
-
-
-@dataclass(frozen=True)
-class CalibrationOutcome:
-    """The fitted temperature, the figures at T = 1 and at the fitted T (on the same rows),
-    and the model when it ran."""
-
-    fit: TemperatureFit
-    before: Quality
-    after: Quality
-    model: ServedModel | None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sized
+from dataclasses import replace
 from typing import ParamSpec, TypeVar
 
 import numpy as np
@@ -25,6 +26,7 @@ from service.dataplane.messages import (
     CalibrationOutcome,
     FloatArray,
     Images,
+    LossInput,
     LossOutcome,
     LossRequest,
     ModelImages,
@@ -201,45 +203,42 @@ class DataPlane:
             model, output.logits, options, output.scores, output.top_k, calibrated, temperature
         )
 
-    async def loss(self, request: LossRequest, *, deadline: float | None = None) -> LossOutcome:
-        """``compute_loss`` on the given predictions, or on the model's logits for images (then
-        with accuracy, top-5 accuracy and calibration error when labels are class ids)."""
-        inputs = request.inputs
+    async def _predictions(
+        self, inputs: LossInput, deadline: float | None
+    ) -> tuple[object, bool, ServedModel | None]:
+        """What a loss or a fit works on: the given logits or probabilities (their rows
+        checked), or the logits the model gives for images; whether they are logits; the
+        model when it ran."""
         if isinstance(inputs, ModelImages):
             logits = await self.infer(
                 inputs.model, inputs.images, field=inputs.field, deadline=deadline
             )
-            return await self.executor.run(_loss, request, logits, None, inputs.model)
+            return logits, True, inputs.model
         if isinstance(inputs.values, Sized) and getattr(inputs.values, "ndim", 1) > 0:
             self.check_rows(len(inputs.values), inputs.field)  # a 0-d array: compute_loss refuses
-        if inputs.from_logits:
-            return await self.executor.run(_loss, request, inputs.values, None, None)
-        return await self.executor.run(_loss, request, None, inputs.values, None)
+        return inputs.values, inputs.from_logits, None
+
+    async def loss(self, request: LossRequest, *, deadline: float | None = None) -> LossOutcome:
+        """``compute_loss`` on the given predictions, or on the model's logits for images (then
+        with accuracy, top-5 accuracy and calibration error when labels are class ids)."""
+        values, from_logits, model = await self._predictions(request.inputs, deadline)
+        logits, probabilities = (values, None) if from_logits else (None, values)
+        return await self.executor.run(_loss, request, logits, probabilities, model)
 
     async def calibrate(
         self, request: CalibrateRequest, *, deadline: float | None = None
     ) -> CalibrationOutcome:
         """Fit a temperature to labelled logits or probabilities, or to the model's logits
         for images, and measure the rows before and after it (stores nothing)."""
-        inputs = request.inputs
-        if isinstance(inputs, ModelImages):
-            logits = await self.infer(
-                inputs.model, inputs.images, field=inputs.field, deadline=deadline
-            )
-            fitted = await self.executor.run(
-                calibrate_rows, request.labels, logits, field=inputs.field
-            )
-            return CalibrationOutcome(fitted.fit, fitted.before, fitted.after, inputs.model)
-        if isinstance(inputs.values, Sized) and getattr(inputs.values, "ndim", 1) > 0:
-            self.check_rows(len(inputs.values), inputs.field)
+        values, from_logits, model = await self._predictions(request.inputs, deadline)
         fitted = await self.executor.run(
             calibrate_rows,
             request.labels,
-            inputs.values,
-            field=inputs.field,
-            probabilities=not inputs.from_logits,
+            values,
+            field=request.inputs.field,
+            probabilities=not from_logits,
         )
-        return CalibrationOutcome(fitted.fit, fitted.before, fitted.after, None)
+        return replace(fitted, model=model)
 
 
 def _loss(
