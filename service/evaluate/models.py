@@ -17,7 +17,10 @@ import numpy.typing as npt
 from service.errors import ModelLoadError, ServiceError
 from service.evaluate.errors import EvaluationError
 
-__all__ = ["LocalModel", "ModelSpec", "Scorer", "ServedModel", "local_model", "open_scorer"]
+__all__ = [
+    "LocalModel", "ModelSpec", "Scorer", "ServedModel", "find_version", "local_model",
+    "open_scorer",
+]  # fmt: skip
 
 Logits = npt.NDArray[np.float32]
 TYPES: dict[str, tuple[type[np.floating[Any]], str]] = {
@@ -80,10 +83,11 @@ class Scorer(Protocol):
     def close(self) -> None: ...
 
 
-def local_model(
-    repository: Path, name: str | None, version: int | None, device: str = "cpu"
-) -> LocalModel:
-    """The named (or only) model of ``repository`` at ``version`` (or its latest)."""
+def find_version(
+    repository: Path, name: str | None, version: int | None
+) -> tuple[str, int, dict[int, Path]]:
+    """The named (or only) model of ``repository``, the version asked for (or its latest), and
+    every version of that model with its ONNX file."""
     from service.repository import discover
 
     try:
@@ -101,6 +105,14 @@ def local_model(
     if chosen not in versions:
         listed = ", ".join(map(str, versions))
         raise EvaluationError(f"model {name!r} has no version {chosen} (found {listed})")
+    return name, chosen, versions
+
+
+def local_model(
+    repository: Path, name: str | None, version: int | None, device: str = "cpu"
+) -> LocalModel:
+    """The named (or only) model of ``repository`` at ``version`` (or its latest)."""
+    name, chosen, versions = find_version(repository, name, version)
     path = versions[chosen]
     try:
         data = path.read_bytes()

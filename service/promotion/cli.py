@@ -32,24 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _model_folder(settings: PromoteSettings) -> tuple[str, Path, set[int]]:
-    from service.errors import ModelLoadError
-    from service.repository import discover
+    from service.evaluate.models import find_version
 
-    try:
-        found = discover(settings.model_repository)
-    except ModelLoadError as exc:
-        raise PromotionError(str(exc)) from None
-    name = settings.model
-    if name is None:
-        if len(found) != 1:
-            raise PromotionError(f"--model is required: the repository holds {', '.join(found)}")
-        name = next(iter(found))
-    if name not in found:
-        raise PromotionError(f"the repository has no model {name!r} ({', '.join(found)})")
-    if settings.candidate not in found[name]:
-        versions = ", ".join(map(str, found[name]))
-        raise PromotionError(f"model {name!r} has no version {settings.candidate} ({versions})")
-    return name, settings.model_repository / name, set(found[name])
+    name, _, versions = find_version(settings.model_repository, settings.model, settings.candidate)
+    return name, settings.model_repository / name, set(versions)
 
 
 def _promote(settings: PromoteSettings) -> int:
