@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from service.codecs import decode_base64, decode_images, pixels
 from service.codecs.json_arrays import (
@@ -32,7 +32,7 @@ from service.dataplane import (
 )
 from service.errors import InvalidInputError
 from service.repository import ServedModel
-from service.rest.schemas import CalibrateBody, LossBody, PredictBody
+from service.rest.schemas import CalibrateBody, LabelledFields, LossBody, PredictBody
 
 __all__ = ["PredictCall", "decode_calibrate", "decode_loss", "decode_predict", "decode_uploads"]
 
@@ -97,25 +97,8 @@ def decode_uploads(files: Sequence[bytes], model: ServedModel, plane: DataPlane)
     return decode_images(files, model.image_shape, "file")
 
 
-class _LabelledBody(Protocol):
-    """The input fields ``POST /loss`` and ``POST /calibrate`` share."""
-
-    @property
-    def logits(self) -> list[Any] | None: ...
-    @property
-    def probabilities(self) -> list[Any] | None: ...
-    @property
-    def instances(self) -> list[Any] | None: ...
-    @property
-    def images(self) -> list[str] | None: ...
-    @property
-    def model(self) -> str | None: ...
-    @property
-    def version(self) -> int | str | None: ...
-
-
 def _labelled_inputs(
-    parsed: _LabelledBody, pixel_array: JsonArray | None, plane: DataPlane
+    parsed: LabelledFields, pixel_array: JsonArray | None, plane: DataPlane
 ) -> LossInput:
     """What a labelled request's predictions are: exactly one of logits, probabilities,
     instances or images (then with the model they are for)."""

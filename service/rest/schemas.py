@@ -104,10 +104,12 @@ class PredictResponse(BaseModel):
     )
 
 
-class _LossFields(BaseModel):
+class LabelledFields(BaseModel):
+    """What ``POST /loss`` and ``POST /calibrate`` share: labels plus exactly one of logits,
+    probabilities, instances, images (with the model those are for)."""
+
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    loss: str = Field(description="Keras identifier: " + ", ".join(LOSSES))
     labels: list[Any] = Field(description="Class ids [N], or targets [N, C].")
     logits: list[Any] | None = Field(None, description="[N, C] (or [N]) raw model outputs.")
     probabilities: list[Any] | None = Field(None, description="[N, C] (or [N]) values in [0, 1].")
@@ -115,6 +117,10 @@ class _LossFields(BaseModel):
     images: list[str] | None = Field(None, description="Base64 images: the model runs.")
     model: str | None = Field(None, description="Model that runs on instances or images.")
     version: Version | None = Field(None, description="Its version (default: the latest).")
+
+
+class _LossFields(LabelledFields):
+    loss: str = Field(description="Keras identifier: " + ", ".join(LOSSES))
     reduction: str = Field("sum_over_batch_size", description=", ".join(REDUCTIONS))
     sample_weight: float | list[float] | None = Field(
         None, description="One weight for all rows, or one per row."
@@ -155,11 +161,9 @@ class LossResponse(BaseModel):
     metrics: Metrics | None = None
 
 
-class CalibrateBody(BaseModel):
+class CalibrateBody(LabelledFields):
     """``POST /calibrate``: class-id labels plus exactly one of logits, probabilities,
     instances, images."""
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     labels: list[Any] = Field(description="Class ids [N] in 0..C-1.")
     logits: list[Any] | None = Field(None, description="[N, C] raw model outputs, C >= 2.")
@@ -168,10 +172,6 @@ class CalibrateBody(BaseModel):
         description="[N, C] softmax outputs in [0, 1], each row summing to 1 (within 0.001); "
         "fitted as logits log(p).",
     )
-    instances: list[Any] | None = Field(None, description="Pixels [N, H, W, C]: the model runs.")
-    images: list[str] | None = Field(None, description="Base64 images: the model runs.")
-    model: str | None = Field(None, description="Model that runs on instances or images.")
-    version: Version | None = Field(None, description="Its version (default: the latest).")
 
 
 class CalibrationQualityBody(BaseModel):
