@@ -17,7 +17,7 @@ from typing import Any
 from service.atomic_files import write_atomically
 from service.batching import BatchingOptions
 from service.errors import ModelLoadError
-from service.repository import CONFIG_FILE, LABEL, read_model_config
+from service.repository import CONFIG_FILE, read_model_config
 
 __all__ = ["PromotionError", "label_version", "move_label", "notify"]
 
@@ -46,11 +46,6 @@ def label_version(folder: Path, label: str) -> int | None:
 
 def move_label(folder: Path, label: str, version: int) -> int | None:
     """Point ``label`` at ``version`` in ``folder/config.json``; the version it named before."""
-    if not LABEL.fullmatch(label):
-        raise PromotionError(
-            f"label {label!r} must start with a letter and hold only letters, digits, '_', '.' "
-            "and '-' (at most 64)"
-        )
     settings = _settings(folder)
     labels = dict(settings.get("labels", {}))
     previous = labels.get(label)

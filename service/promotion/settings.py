@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.repository import LABEL
 
 __all__ = ["PromoteSettings"]
 
@@ -60,3 +62,14 @@ class PromoteSettings(BaseSettings):
     )
     figures: bool = Field(True, description="Draw the reliability diagrams (needs matplotlib).")
     progress: bool = Field(False, description="Show the evaluations' progress bars.")
+
+    @field_validator("label")
+    @classmethod
+    def check_label(cls, label: str) -> str:
+        """A label the service accepts (checked before any evaluation)."""
+        if not LABEL.fullmatch(label):
+            raise ValueError(
+                f"label {label!r} must start with a letter and hold only letters, digits, '_', "
+                "'.' and '-' (at most 64)"
+            )
+        return label
