@@ -36,6 +36,11 @@ class Quality:
         """The figures by name (what reports and responses carry)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def figures(self) -> dict[str, float]:
+        """The five figures without the row count (what a response's ``before`` / ``after``
+        carry)."""
+        return {k: float(v) for k, v in self.to_dict().items() if k != "rows"}
+
 
 @dataclass(frozen=True, eq=False)
 class QualitySums:

@@ -9,7 +9,6 @@ import numpy as np
 
 from service._generated.cifar10.v1 import classifier_pb2 as pb
 from service._generated.cifar10.v1 import classifier_pb2_grpc as pb_grpc
-from service.calibration import Quality
 from service.dataplane import (
     CalibrateRequest,
     CalibrationOutcome,
@@ -70,16 +69,6 @@ def _encode_loss(outcome: LossOutcome) -> pb.LossResponse:
     return response
 
 
-def _quality(quality: Quality) -> pb.CalibrationQuality:
-    return pb.CalibrationQuality(
-        nll=quality.nll,
-        ece=quality.ece,
-        brier=quality.brier,
-        accuracy=quality.accuracy,
-        mean_confidence=quality.mean_confidence,
-    )
-
-
 def _encode_calibration(outcome: CalibrationOutcome) -> pb.CalibrateResponse:
     fit = outcome.fit
     response = pb.CalibrateResponse(
@@ -87,8 +76,8 @@ def _encode_calibration(outcome: CalibrationOutcome) -> pb.CalibrateResponse:
         rows=fit.rows,
         iterations=fit.iterations,
         at_bound=fit.at_bound,
-        before=_quality(outcome.before),
-        after=_quality(outcome.after),
+        before=pb.CalibrationQuality(**outcome.before.figures()),
+        after=pb.CalibrationQuality(**outcome.after.figures()),
     )
     if outcome.model is not None:
         response.model.CopyFrom(_ref(outcome.model))

@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from service.calibration import Quality
 from service.dataplane import CalibrationOutcome, DataPlane
 from service.rest.decoding import decode_calibrate
 from service.rest.encoding import JSONResponse
@@ -20,16 +19,6 @@ __all__ = ["encode_calibration", "router"]
 router = APIRouter(tags=["calibration"])
 
 
-def _figures(quality: Quality) -> dict[str, float]:
-    return {
-        "nll": quality.nll,
-        "ece": quality.ece,
-        "brier": quality.brier,
-        "accuracy": quality.accuracy,
-        "mean_confidence": quality.mean_confidence,
-    }
-
-
 def encode_calibration(outcome: CalibrationOutcome) -> dict[str, Any]:
     """The response body of a calibration."""
     fit, model = outcome.fit, outcome.model
@@ -38,8 +27,8 @@ def encode_calibration(outcome: CalibrationOutcome) -> dict[str, Any]:
         "rows": fit.rows,
         "iterations": fit.iterations,
         "at_bound": fit.at_bound,
-        "before": _figures(outcome.before),
-        "after": _figures(outcome.after),
+        "before": outcome.before.figures(),
+        "after": outcome.after.figures(),
         "model": None if model is None else {"name": model.name, "version": str(model.version)},
     }
 
