@@ -7,7 +7,14 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-__all__ = ["JSONResponse"]
+from service.repository import ServedModel
+
+__all__ = ["JSONResponse", "model_ref"]
+
+
+def model_ref(model: ServedModel) -> dict[str, str]:
+    """The ``model`` object of a response: the version that answered."""
+    return {"name": model.name, "version": str(model.version)}
 
 
 class JSONResponse(Response):

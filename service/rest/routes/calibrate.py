@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from service.dataplane import CalibrationOutcome, DataPlane
 from service.rest.decoding import decode_calibrate
-from service.rest.encoding import JSONResponse
+from service.rest.encoding import JSONResponse, model_ref
 from service.rest.openapi import body, responses
 from service.rest.schemas import CalibrateResponse
 
@@ -29,7 +29,7 @@ def encode_calibration(outcome: CalibrationOutcome) -> dict[str, Any]:
         "at_bound": fit.at_bound,
         "before": outcome.before.figures(),
         "after": outcome.after.figures(),
-        "model": None if model is None else {"name": model.name, "version": str(model.version)},
+        "model": None if model is None else model_ref(model),
     }
 
 

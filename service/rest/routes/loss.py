@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from service.dataplane import DataPlane, LossOutcome
 from service.rest.decoding import decode_loss
-from service.rest.encoding import JSONResponse
+from service.rest.encoding import JSONResponse, model_ref
 from service.rest.openapi import body, responses
 from service.rest.schemas import LossResponse
 
@@ -30,7 +30,7 @@ def encode_loss(outcome: LossOutcome) -> dict[str, Any]:
     if result.gradient is not None:
         body["gradient"] = result.gradient
     if outcome.model is not None:
-        body["model"] = {"name": outcome.model.name, "version": str(outcome.model.version)}
+        body["model"] = model_ref(outcome.model)
     if outcome.metrics is not None:
         body["metrics"] = outcome.metrics
     return body

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from service.dataplane import DataPlane, Prediction
 from service.errors import InvalidInputError
 from service.rest.decoding import decode_predict, decode_uploads
-from service.rest.encoding import JSONResponse
+from service.rest.encoding import JSONResponse, model_ref
 from service.rest.openapi import body, responses
 from service.rest.schemas import PredictForm, PredictResponse
 
@@ -24,7 +24,7 @@ def encode_prediction(prediction: Prediction) -> dict[str, Any]:
     """The response body of a prediction."""
     model, options = prediction.model, prediction.options
     body: dict[str, Any] = {
-        "model": {"name": model.name, "version": str(model.version)},
+        "model": model_ref(model),
         "activation": options.activation,
         "logits": prediction.logits,
         "calibrated": prediction.calibrated,
