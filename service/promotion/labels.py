@@ -26,35 +26,40 @@ class PromotionError(Exception):
     """A promotion that cannot be carried out (exit status 2)."""
 
 
-def _settings(folder: Path) -> dict[str, Any]:
-    path = folder / CONFIG_FILE
-    if not path.exists():
-        return {}
-    try:
-        read_model_config(BatchingOptions.model_validate({}), path)
-        raw: dict[str, Any] = json.loads(path.read_bytes())
-    except (ModelLoadError, OSError, ValueError) as exc:
-        raise PromotionError(f"{path}: {exc}") from None
-    return raw
+def _config_error(path: Path, exc: Exception) -> PromotionError:
+    return PromotionError(str(exc) if isinstance(exc, ModelLoadError) else f"{path}: {exc}")
 
 
 def label_version(folder: Path, label: str) -> int | None:
     """The version ``label`` names in ``folder/config.json`` (``None``: no such label)."""
-    version = _settings(folder).get("labels", {}).get(label)
+    path = folder / CONFIG_FILE
+    try:
+        version = read_model_config(BatchingOptions.model_validate({}), path).labels.get(label)
+    except (ModelLoadError, OSError) as exc:
+        raise _config_error(path, exc) from None
     return int(version) if version is not None else None
 
 
-def move_label(folder: Path, label: str, version: int) -> int | None:
-    """Point ``label`` at ``version`` in ``folder/config.json``; the version it named before."""
-    settings = _settings(folder)
-    labels = dict(settings.get("labels", {}))
-    previous = labels.get(label)
-    labels[label] = version
+def move_label(folder: Path, label: str, version: int) -> None:
+    """Point ``label`` at ``version`` in ``folder/config.json``, every other setting kept."""
+    path = folder / CONFIG_FILE
+    try:
+        settings: Any = json.loads(path.read_bytes()) if path.exists() else {}
+    except (OSError, ValueError) as exc:
+        raise _config_error(path, exc) from None
+    if not isinstance(settings, dict):
+        raise PromotionError(f"{path}: not a JSON object")
+    labels = settings.get("labels", {})
+    if isinstance(labels, dict):  # else left as it is, for the check below to refuse
+        labels = labels | {label: version}
     text = json.dumps(settings | {"labels": labels}, indent=2) + "\n"
-    # Checked by the service's own reader first: refused, the old file stays.
+    # The result is checked by the service's own reader first (the whole file: what was
+    # there and the label): refused, the old file stays.
     check = partial(read_model_config, BatchingOptions.model_validate({}))
-    write_atomically(folder / CONFIG_FILE, text, check)
-    return int(previous) if previous is not None else None
+    try:
+        write_atomically(path, text, check)
+    except (ModelLoadError, OSError) as exc:
+        raise PromotionError(f"{path} not changed: {exc}") from None
 
 
 def notify(server: str, model: str, api_key: str | None = None, timeout: float = 60.0) -> None:
