@@ -1,5 +1,5 @@
 """The chunk function every engine runs: rows ``start..stop`` in, a :class:`Tally` out (with
-the rows' logits, labels and calibration side when the job keeps outputs).
+the rows' logits and labels when the job keeps outputs).
 
 An :class:`EvaluationJob` is plain, picklable data (dataset name, model, loss); a
 :class:`ChunkEvaluator` built from it in a worker opens the model and the dataset once and then
@@ -110,8 +110,8 @@ class EvaluationJob:
     temperature_note: str = ""
     """Where the temperature comes from, or why a calibration file is not applied (report)."""
     keep_outputs: bool = False
-    """Hand back each row's raw logits, label and side of ``calibration_split`` (memory: rows ×
-    classes × 4 bytes in the driver), for fitting a temperature."""
+    """Hand back each row's raw logits and label (memory: rows × classes × 4 bytes in the
+    driver), for fitting a temperature."""
     calibration_split: RowSplit = field(default_factory=RowSplit)
     """Which rows a temperature is fitted on and which measure it."""
 
@@ -158,8 +158,7 @@ class ChunkEvaluator:
         tally = ChunkTally.of(logits, labels, losses, counted, temperature=temperature)
         if not job.keep_outputs:
             return tally
-        fit = job.calibration_split.fit_rows(start, stop)
-        return replace(tally, outputs=ChunkOutputs(start, logits, labels, fit))
+        return replace(tally, outputs=ChunkOutputs(start, logits, labels))
 
 
 def plan_chunks(

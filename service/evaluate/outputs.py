@@ -1,5 +1,5 @@
-"""What a chunk hands back besides its sums, when the job keeps outputs: each row's logits,
-label and side of the calibration split (``--fit-temperature``).
+"""What a chunk hands back besides its sums, when the job keeps outputs: each row's logits
+and label; and the side of the calibration split (``--fit-temperature``) each row falls on.
 
 Rows are assigned to the side the temperature is fitted on, or to the side that measures it,
 by a hash of (row index, seed): the same rows whatever the chunk size, the engine or the
@@ -68,26 +68,26 @@ class RowSplit:
 @dataclass(frozen=True)
 class ChunkOutputs:
     """Rows ``start..start + n`` as the model scored them: raw logits (T = 1) ``[n, C]``
-    float32, class ids ``[n]`` and which rows the temperature is fitted on."""
+    float32 and class ids ``[n]``."""
 
     start: int
     logits: npt.NDArray[np.float32]
     labels: npt.NDArray[np.int64]
-    fit: npt.NDArray[np.bool_]
 
-    @property
-    def nbytes(self) -> int:
-        """What these outputs hold in memory."""
-        return self.logits.nbytes + self.labels.nbytes + self.fit.nbytes
+    def fit_rows(self, split: RowSplit) -> npt.NDArray[np.bool_]:
+        """Which of these rows ``split`` fits the temperature on."""
+        return split.fit_rows(self.start, self.start + len(self.labels))
 
     def side(
         self, split: RowSplit, fitted: bool
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         """The logits and labels of the rows fitted on (``fitted``) or measured on."""
         if fitted:
-            rows = self.fit
+            rows = self.fit_rows(split)
+        elif split.same_rows:
+            return self.logits, self.labels
         else:
-            rows = np.ones(len(self.fit), bool) if split.same_rows else ~self.fit
+            rows = ~self.fit_rows(split)
         return self.logits[rows], self.labels[rows]
 
 

@@ -4,8 +4,8 @@ The dataset of the Ray job is the list of chunks (two integers each); ``map_batc
 to a pool of actors, each of which builds one :class:`ChunkEvaluator` (model loaded once per
 actor) and returns each chunk's sums. Images never pass through the driver: each actor reads
 its own rows, so the data must be readable where the actors run (see docs/evaluation.md).
-When the job keeps outputs, each chunk's row also carries its rows' logits, labels and
-calibration side (chunks of different sizes: Ray returns those columns as one array per row).
+When the job keeps outputs, each chunk's row also carries its rows' logits and labels (chunks
+of different sizes: Ray returns those columns as one array per row).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class RayChunks:
         outputs = tally.outputs
         if outputs is not None:
             row |= {"first_row": np.array([outputs.start]), "logits": outputs.logits[None]}
-            row |= {"labels": outputs.labels[None], "fit": outputs.fit[None]}
+            row |= {"labels": outputs.labels[None]}
         return row
 
 
@@ -162,7 +162,6 @@ def _chunk_tally(batch: dict[str, Any], row: int) -> ChunkTally:
         int(batch["first_row"][row]),
         np.asarray(batch["logits"][row], np.float32),
         np.asarray(batch["labels"][row], np.int64),
-        np.asarray(batch["fit"][row], bool),
     )
     return replace(tally, outputs=outputs)
 

@@ -47,8 +47,8 @@ class Evaluation:
     model: dict[str, Any]
     run: dict[str, Any]
     outputs: tuple[ChunkOutputs, ...] = ()
-    """Each chunk's rows' raw logits, labels and calibration side, in row order (only when
-    the job keeps outputs)."""
+    """Each chunk's rows' raw logits and labels, in row order (only when the job keeps
+    outputs)."""
 
 
 def _class_names(evaluator: ChunkEvaluator, classes: int) -> tuple[str, ...]:

@@ -130,7 +130,7 @@ def test_the_split_does_not_depend_on_chunks_or_workers(
             np.concatenate([o.logits for o in result.outputs]), reference_logits, rtol=1e-5,
             atol=1e-5,
         )  # fmt: skip
-        masks.append(np.concatenate([o.fit for o in result.outputs]))
+        masks.append(np.concatenate([o.fit_rows(split) for o in result.outputs]))
     for mask in masks[1:]:
         np.testing.assert_array_equal(mask, masks[0])
     np.testing.assert_array_equal(masks[0], split.fit_rows(0, TEST_ROWS))
