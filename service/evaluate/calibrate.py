@@ -110,8 +110,6 @@ def fit_calibration(evaluation: Evaluation, split: RowSplit) -> FittedCalibratio
             after = after + QualitySums.of(logits, labels, fit.temperature)
     except ValueError as exc:  # e.g. logits that are not finite
         raise EvaluationError(f"cannot fit a temperature: {exc}") from None
-    if not before.rows:
-        raise EvaluationError("no rows to measure the temperature on")
     dataset = {k: evaluation.dataset[k] for k in ("name", "source", "split")}
     fitted_on = dataset | {
         "rows": fit.rows, "calibration_split": split.fraction, "split_seed": split.seed,

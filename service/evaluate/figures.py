@@ -11,11 +11,6 @@ import numpy as np
 __all__ = ["write_figures"]
 
 
-def require_matplotlib() -> None:
-    """Raise :class:`EvaluationError` now unless the figures can be drawn."""
-    pyplot()
-
-
 def pyplot() -> Any:
     from service.evaluate.extras import require
 

@@ -71,8 +71,8 @@ def write_report(
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     (out / "promotion.json").write_text(json.dumps(data, indent=2) + "\n")
-    roles = [("incumbent", incumbent)] if incumbent is not None else []
-    versions = [(r, m) for r, m in roles if m is not None] + [("candidate", candidate)]
+    versions = [("incumbent", incumbent)] if incumbent is not None else []
+    versions.append(("candidate", candidate))
     if figures:
         _figure(versions, out / FIGURE)
     decision = "PROMOTED" if verdict.promote else "REFUSED"
