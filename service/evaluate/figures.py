@@ -3,12 +3,16 @@ reliability before/after a fitted temperature (PNG)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["write_figures"]
+__all__ = ["Panel", "reliability_grid", "write_figures"]
+
+Panel = tuple[str, list[dict[str, Any]]]
+"""A reliability diagram's title and bins (``report.json``'s ``reliability`` rows)."""
 
 
 def pyplot() -> Any:
@@ -62,26 +66,40 @@ def reliability(data: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
+def reliability_grid(
+    rows: Sequence[tuple[Panel, Panel]], path: Path, *, title: str | None = None, dpi: int = 110
+) -> None:
+    """Reliability diagrams (see :func:`reliability_panels`) two to a row, each row's pair on the
+    same scales (e.g. before and after a temperature), written to ``path``."""
+    plt = pyplot()
+    figure, axes = plt.subplots(
+        2 * len(rows), 2, figsize=(11, 6.5 * len(rows)), sharex=True, sharey="row",
+        height_ratios=(3, 1) * len(rows), constrained_layout=True,
+    )  # fmt: skip
+    for row, pair in enumerate(rows):
+        for column, (panel_title, bins) in enumerate(pair):
+            top, bottom = axes[2 * row, column], axes[2 * row + 1, column]
+            reliability_panels(top, bottom, bins, panel_title)
+    if title is not None:
+        figure.suptitle(title, fontsize=11)
+    figure.savefig(path, dpi=dpi)
+    plt.close(figure)
+
+
 def calibration(data: dict[str, Any], path: Path) -> None:
     """Reliability diagrams of the measure rows before (T = 1) and after temperature scaling,
     side by side."""
-    plt = pyplot()
     section = data["calibration"]
-    figure, axes = plt.subplots(
-        2, 2, figsize=(11, 6.5), sharex=True, sharey="row", height_ratios=(3, 1),
-        constrained_layout=True,
-    )  # fmt: skip
-    for column, when in enumerate(("before", "after")):
+
+    def panel(when: str) -> Panel:
         figures = section[when]
         title = f"{when}: T = {figures['temperature']:.4g}, ECE (15 bins) = {figures['ece']:.4f}"
-        reliability_panels(axes[0, column], axes[1, column], section["reliability"][when], title)
+        return title, section["reliability"][when]
+
     rows = section["measured_on"]["rows"]
     same = " (the fitted rows: optimistic)" if section["same_rows"] else ""
-    figure.suptitle(
-        f"Temperature scaling: {_title(data)}; measured on {rows:,} rows{same}", fontsize=11
-    )
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    title = f"Temperature scaling: {_title(data)}; measured on {rows:,} rows{same}"
+    reliability_grid([(panel("before"), panel("after"))], path, title=title)
 
 
 def confusion(data: dict[str, Any], path: Path) -> None:

@@ -17,24 +17,18 @@ FIGURE = "promotion.png"
 
 
 def _figure(versions: list[tuple[str, Measured]], path: Path) -> None:
-    from service.evaluate.figures import pyplot, reliability_panels
+    from service.evaluate.figures import Panel, reliability_grid
 
-    plt = pyplot()
-    figure, axes = plt.subplots(
-        2 * len(versions), 2, figsize=(11, 6.5 * len(versions)), sharex=True,
-        height_ratios=(3, 1) * len(versions), constrained_layout=True,
-    )  # fmt: skip
-    for row, (role, measured) in enumerate(versions):
-        for column, which in enumerate(("raw", "served")):
-            temperature = 1.0 if which == "raw" else measured.temperature
-            title = (
-                f"{role}: version {measured.version}, {which} (T = {temperature:.4g}), "
-                f"ECE (15 bins) = {measured.figures(which)['ece']:.4f}"
-            )
-            top, bottom = axes[2 * row, column], axes[2 * row + 1, column]
-            reliability_panels(top, bottom, measured.reliability(which), title)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    def panel(role: str, measured: Measured, which: str) -> Panel:
+        temperature = 1.0 if which == "raw" else measured.temperature
+        title = (
+            f"{role}: version {measured.version}, {which} (T = {temperature:.4g}), "
+            f"ECE (15 bins) = {measured.figures(which)['ece']:.4f}"
+        )
+        return title, measured.reliability(which)
+
+    rows = [(panel(r, m, "raw"), panel(r, m, "served")) for r, m in versions]
+    reliability_grid(rows, path, dpi=100)
 
 
 def _row(role: str, measured: Measured) -> str:
