@@ -7,6 +7,7 @@ import ssl
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import numpy as np
@@ -186,6 +187,20 @@ class RestClient:
             model=ran["name"] if ran else None,
             version=ran["version"] if ran else None,
         )
+
+    def load_model(self, name: str) -> None:
+        """(Re)load model ``name`` from the service's repository now (Triton's repository API,
+        ``POST /v2/repository/models/{name}/load``): in poll mode the service reads the model's
+        files at once. Answers once the model serves."""
+        response = self._http.post(f"/v2/repository/models/{quote(name, safe='')}/load", json={})
+        if response.is_success:
+            return
+        try:  # the protocol's own error body under /v2: {"error": "..."}
+            payload = response.json()
+            message = str(payload["error"]) if isinstance(payload, dict) else response.text
+        except (ValueError, KeyError):  # not this service's answer (a proxy's error page, say)
+            message = response.text
+        raise RequestError("http_error", message.strip()[:200], response.status_code)
 
     def list_models(self) -> dict[str, list[str]]:
         """Model name → versions."""

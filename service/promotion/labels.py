@@ -8,8 +8,6 @@ one: a promotion can never leave a model with a settings file the service refuse
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -65,17 +63,16 @@ def move_label(folder: Path, label: str, version: int) -> None:
 def notify(server: str, model: str, api_key: str | None = None, timeout: float = 60.0) -> None:
     """Ask the service at ``server`` (its REST base URL) to load ``model`` now (Triton's
     repository API): in poll mode it looks at the files at once, so the label moves now."""
-    request = urllib.request.Request(
-        f"{server.rstrip('/')}/v2/repository/models/{model}/load", data=b"{}", method="POST",
-        headers={"Content-Type": "application/json"} | ({"X-API-Key": api_key} if api_key else {}),
-    )  # fmt: skip
+    import httpx
+
+    from service.client import RequestError, RestClient
+
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            answer.read()
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace").strip()
+        with RestClient(server, timeout=timeout, api_key=api_key) as client:
+            client.load_model(model)
+    except RequestError as exc:
         raise PromotionError(
-            f"{server}: the load of {model!r} answered {exc.code}: {detail}"
+            f"{server}: the load of {model!r} answered {exc.status}: {exc.message}"
         ) from None
-    except (urllib.error.URLError, OSError) as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
         raise PromotionError(f"{server}: cannot be reached ({exc})") from None
