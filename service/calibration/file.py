@@ -72,6 +72,11 @@ class Calibration(BaseModel):
         description="When it was fitted (UTC, ISO 8601).",
     )
 
+    def applies_to(self, sha256: str) -> bool:
+        """Whether it applies to the ``model.onnx`` whose SHA-256 is ``sha256``: the one it was
+        fitted for, or any when it names none."""
+        return self.model_sha256 is None or self.model_sha256 == sha256
+
 
 def file_sha256(path: Path) -> str:
     """The SHA-256 of a file, read in 1 MiB blocks."""

@@ -65,7 +65,7 @@ def _calibrated(instance: Instance, folder: Path, stamp: FileStamp | None) -> In
                 digest = file_sha256(instance.model.path)
                 if file_stamp(instance.model.path) != instance.stamp:
                     return None
-            if digest != calibration.model_sha256:
+            if not calibration.applies_to(digest):
                 raise CalibrationFileError(
                     f"{folder / CALIBRATION_FILE}: fitted for another model.onnx (sha256 "
                     f"{calibration.model_sha256[:12]}…, this version's file is {digest[:12]}…)"

@@ -117,6 +117,6 @@ def served_temperature(model: LocalModel, why_not: str = "") -> tuple[float, str
         ) from None
     if calibration is None:
         return 1.0, ""
-    if calibration.model_sha256 not in (None, hashlib.sha256(model.onnx).hexdigest()):
+    if not calibration.applies_to(hashlib.sha256(model.onnx).hexdigest()):
         return 1.0, f"{path} was fitted for another model.onnx: not applied, nor served"
     return calibration.temperature, f"softmax(logits / T), T from {path}"
