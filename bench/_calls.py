@@ -73,6 +73,11 @@ class Outcomes:
     def shed_percent(self) -> float:
         return 100 * self.shed / self.sent if self.sent else 0.0
 
+    @property
+    def failures(self) -> dict[str, int]:
+        """Every outcome but ``"ok"`` (``"shed"`` included), with its count."""
+        return {SHED: self.shed, **self.other} if self.shed else dict(self.other)
+
     @classmethod
     def of(cls, calls: list[Call], unanswered: int = 0) -> Outcomes:
         """The summary of ``calls``, plus ``unanswered`` calls that never ended (hangs)."""
@@ -128,11 +133,20 @@ async def timed(transport: str, call: Callable[[], Awaitable[str]], timeout: flo
     return Call(transport, started, time.monotonic(), outcome)
 
 
-def rest_caller(connection: Http1Connection, path: str, body: bytes, timeout: float) -> Caller:
-    """A client that POSTs ``body`` to ``path`` on its own connection."""
+def rest_caller(
+    connection: Http1Connection,
+    path: str,
+    body: bytes,
+    timeout: float,
+    check: Callable[[Response], str] | None = None,
+) -> Caller:
+    """A client that POSTs ``body`` to ``path`` on its own connection; ``check``, if given,
+    turns each 2xx response into the call's outcome (``"ok"`` or what is wrong with it)."""
 
     async def post() -> str:
-        return rest_outcome(await connection.request("POST", path, body))
+        response = await connection.request("POST", path, body)
+        outcome = rest_outcome(response)
+        return check(response) if check is not None and outcome == OK else outcome
 
     async def call() -> Call:
         return await timed("rest", post, timeout)
@@ -141,13 +155,17 @@ def rest_caller(connection: Http1Connection, path: str, body: bytes, timeout: fl
 
 
 def grpc_caller(
-    method: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes], request: bytes, timeout: float
+    method: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes],
+    request: bytes,
+    timeout: float,
+    check: Callable[[bytes], str] | None = None,
 ) -> Caller:
-    """A client that sends the serialised ``request`` to ``method``."""
+    """A client that sends the serialised ``request`` to ``method``; ``check``, if given, turns
+    each serialised response into the call's outcome (``"ok"`` or what is wrong with it)."""
 
     async def send() -> str:
-        await method(request, timeout=timeout)
-        return OK
+        response = await method(request, timeout=timeout)
+        return check(response) if check is not None else OK
 
     async def call() -> Call:
         return await timed("grpc", send, timeout)

@@ -3,6 +3,7 @@ classifier written to a scratch folder (onnx.helper only; no TensorFlow)."""
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,7 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["QUICKSTART_LIKE_LAYERS", "first_model", "model_repository", "write_synthetic_model"]
+__all__ = [
+    "QUICKSTART_LIKE_LAYERS",
+    "copy_model",
+    "first_model",
+    "model_repository",
+    "write_synthetic_model",
+]
 
 QUICKSTART_LIKE_LAYERS = 4
 """Layers that give the synthetic model about the quickstart model's cost (≈0.45 ms of one
@@ -65,6 +72,15 @@ def first_model(repository: Path) -> str | None:
     """The name of the first model (alphabetically) in ``repository``, if any."""
     found = sorted(p.parts[-3] for p in repository.glob("*/*/model.onnx"))
     return found[0] if found else None
+
+
+def copy_model(source: Path, name: str, root: Path, model: str, version: int = 1) -> None:
+    """Copy the newest ``model.onnx`` of ``name`` in the repository ``source`` into the
+    repository ``root`` as version ``version`` of ``model``."""
+    files = sorted((source / name).glob("*/model.onnx"))
+    target = root / model / str(version)
+    target.mkdir(parents=True)
+    shutil.copy(files[-1], target / "model.onnx")
 
 
 @contextmanager

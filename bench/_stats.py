@@ -10,13 +10,18 @@ from datetime import date
 import numpy as np
 import onnxruntime as ort
 
-__all__ = ["environment", "markdown_table", "mb", "percentile_ms"]
+__all__ = ["environment", "markdown_table", "mb", "percentile_ms", "rounded"]
 
 
 def percentile_ms(seconds: Iterable[float], q: float) -> float | None:
     """The ``q``-th percentile of durations in seconds, in milliseconds (``None`` if empty)."""
     values = list(seconds)
     return float(np.percentile(values, q)) * 1e3 if values else None
+
+
+def rounded(value: float | None) -> float | None:
+    """``value`` rounded to 0.01 (``None`` stays ``None``): a reported latency in ms."""
+    return None if value is None else round(value, 2)
 
 
 def mb(size: int) -> float:

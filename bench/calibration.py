@@ -32,8 +32,6 @@ import json
 import statistics
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,11 +40,10 @@ import grpc
 import numpy as np
 import orjson
 
-from bench._calls import OK, Call, rest_outcome, timed
-from bench._http1 import Http1Connection
-from bench._models import model_repository
-from bench._stats import environment, markdown_table, percentile_ms
-from bench.lifecycle import _copy_model
+from bench._calls import OK, Call, Caller, Outcomes, grpc_caller, rest_caller
+from bench._http1 import Http1Connection, Response
+from bench._models import copy_model, model_repository
+from bench._stats import environment, markdown_table, percentile_ms, rounded
 from service._generated.inference import grpc_predict_v2_pb2 as v2
 from service.calibration.file import Calibration, file_sha256, write_calibration
 from service.launcher import running_service
@@ -114,8 +111,8 @@ class CalibrationReport:
                     "rps_median": round(statistics.median(rps), 1),
                     "rps_min": round(min(rps), 1),
                     "rps_max": round(max(rps), 1),
-                    "p50_ms": _rounded(percentile_ms(seconds, 50)),
-                    "p99_ms": _rounded(percentile_ms(seconds, 99)),
+                    "p50_ms": rounded(percentile_ms(seconds, 50)),
+                    "p99_ms": rounded(percentile_ms(seconds, 99)),
                 }
             ratios = self.ratios(transport)
             entry["ratio_median"] = round(statistics.median(ratios), 3) if ratios else None
@@ -123,10 +120,6 @@ class CalibrationReport:
             entry["ratio_max"] = round(max(ratios), 3) if ratios else None
             out[transport] = entry
         return out
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 2)
 
 
 def _check(calibrated: object, temperature: float, model: str, expected_t: float) -> str:
@@ -139,49 +132,36 @@ def _check(calibrated: object, temperature: float, model: str, expected_t: float
     return OK
 
 
-Caller = Callable[[], Awaitable[Call]]
-
-
 def _rest_caller(
     connection: Http1Connection, model: str, temperature: float, timeout: float
 ) -> Caller:
+    """A ``/predict`` client whose answers must carry ``model``'s labels."""
     body = orjson.dumps({"model": model, "instances": IMAGE.tolist()})
 
-    async def post() -> str:
-        response = await connection.request("POST", "/predict", body)
-        outcome = rest_outcome(response)
-        if outcome != OK:
-            return outcome
+    def check(response: Response) -> str:
         answer = orjson.loads(response.body)
         return _check(
             answer.get("calibrated"), answer.get("temperature") or 0.0, model, temperature
         )
 
-    async def call() -> Call:
-        return await timed("rest", post, timeout)
-
-    return call
+    return rest_caller(connection, "/predict", body, timeout, check)
 
 
 def _grpc_caller(
     channel: grpc.aio.Channel, model: str, temperature: float, timeout: float
 ) -> Caller:
+    """A V2 ``ModelInfer`` client whose answers must carry ``model``'s labels."""
     method: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(MODEL_INFER)
     request = v2.ModelInferRequest(model_name=model, raw_input_contents=[IMAGE.tobytes()])
     request.inputs.add(name="images", datatype="UINT8", shape=list(IMAGE.shape))
-    message = request.SerializeToString()
 
-    async def send() -> str:
-        answer = v2.ModelInferResponse.FromString(await method(message, timeout=timeout))
-        parameters = answer.parameters
+    def check(response: bytes) -> str:
+        parameters = v2.ModelInferResponse.FromString(response).parameters
         calibrated = parameters["calibrated"].bool_param if "calibrated" in parameters else None
         t = parameters["temperature"].double_param if "temperature" in parameters else 0.0
         return _check(calibrated, t, model, temperature)
 
-    async def call() -> Call:
-        return await timed("grpc", send, timeout)
-
-    return call
+    return grpc_caller(method, request.SerializeToString(), timeout, check)
 
 
 async def _load(
@@ -217,7 +197,7 @@ def _measure(report: CalibrationReport, http_port: int, grpc_port: int, args) ->
     for transport in args.transports:
         for model in MODELS:
             calls, _ = asyncio.run(_load(http_port, grpc_port, transport, model, warm_up))
-            for outcome, n in Counter(c.outcome for c in calls if c.outcome != OK).items():
+            for outcome, n in Outcomes.of(calls).failures.items():
                 key = f"{transport} · {model}: {outcome}"
                 report.warm_up_failures[key] = report.warm_up_failures.get(key, 0) + n
         for index in range(1, args.rounds + 1):
@@ -225,14 +205,15 @@ def _measure(report: CalibrationReport, http_port: int, grpc_port: int, args) ->
                 calls, seconds = asyncio.run(_load(http_port, grpc_port, transport, model, args))
                 ok = [c.seconds for c in calls if c.outcome == OK]
                 report.latencies.setdefault(f"{transport} · {model}", []).extend(ok)
-                failures = Counter(c.outcome for c in calls if c.outcome != OK)
+                outcomes = Outcomes.of(calls)
+                failures = outcomes.failures
                 report.rounds.append(Round(
-                    transport, model, index, len(ok), round(seconds, 3), dict(failures),
-                    round(len(ok) / seconds, 1) if seconds else 0.0,
-                    _rounded(percentile_ms(ok, 50)), _rounded(percentile_ms(ok, 99)),
+                    transport, model, index, outcomes.admitted, round(seconds, 3), failures,
+                    round(outcomes.admitted / seconds, 1) if seconds else 0.0,
+                    rounded(outcomes.admitted_p50_ms), rounded(outcomes.admitted_p99_ms),
                 ))  # fmt: skip
-                print(f"{transport} · {model} round {index}: {len(ok) / seconds:.0f} req/s, "
-                      f"{sum(failures.values())} failed", flush=True)  # fmt: skip
+                print(f"{transport} · {model} round {index}: {outcomes.admitted / seconds:.0f} "
+                      f"req/s, {sum(failures.values())} failed", flush=True)  # fmt: skip
 
 
 def table(report: CalibrationReport) -> str:
@@ -307,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="bench-calibration-") as scratch:
             root = Path(scratch)
             for model in MODELS:
-                _copy_model(source, name, root, model)
+                copy_model(source, name, root, model)
             folder = root / "calibrated" / "1"
             calibration = Calibration(temperature=args.temperature,
                                       model_sha256=file_sha256(folder / "model.onnx"))  # fmt: skip

@@ -32,9 +32,9 @@ from typing import Any
 
 import httpx
 
-from bench._models import model_repository
+from bench._models import copy_model, model_repository
 from bench._proc import tree_rss_bytes
-from bench._stats import environment, markdown_table, mb, percentile_ms
+from bench._stats import environment, markdown_table, mb, percentile_ms, rounded
 from bench._traffic import Traffic
 from service.launcher import running_service
 
@@ -67,13 +67,6 @@ class LifecycleReport:
         if self.steady_p99_ms and self.loading_p99_ms:
             return self.loading_p99_ms / self.steady_p99_ms
         return None
-
-
-def _copy_model(source: Path, name: str, root: Path, model: str, version: int = 1) -> None:
-    files = sorted((source / name).glob("*/model.onnx"))
-    target = root / model / str(version)
-    target.mkdir(parents=True)
-    shutil.copy(files[-1], target / "model.onnx")
 
 
 def _memory(report: LifecycleReport, root: Path, source: Path, name: str) -> None:
@@ -114,20 +107,16 @@ def _latency(
         cycler.join(60)
     loading_tally = loading.stop()
     report.latencies = {"steady": steady_tally.latencies, "loading": loading_tally.latencies}
-    report.steady_p50_ms = _rounded(percentile_ms(steady_tally.latencies, 50))
-    report.steady_p99_ms = _rounded(percentile_ms(steady_tally.latencies, 99))
-    report.loading_p50_ms = _rounded(percentile_ms(loading_tally.latencies, 50))
-    report.loading_p99_ms = _rounded(percentile_ms(loading_tally.latencies, 99))
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 2)
+    report.steady_p50_ms = rounded(percentile_ms(steady_tally.latencies, 50))
+    report.steady_p99_ms = rounded(percentile_ms(steady_tally.latencies, 99))
+    report.loading_p50_ms = rounded(percentile_ms(loading_tally.latencies, 50))
+    report.loading_p99_ms = rounded(percentile_ms(loading_tally.latencies, 99))
 
 
 def _roll(report: LifecycleReport, source: Path, name: str) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-roll-") as scratch:
         root = Path(scratch)
-        _copy_model(source, name, root, "m", 1)
+        copy_model(source, name, root, "m", 1)
         with running_service(root, "--poll-interval-seconds", "0.2") as service:
             with Traffic(service.http_port, service.grpc_port, "m") as traffic:
                 time.sleep(2)
@@ -212,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         report = LifecycleReport(model=name, cycles=args.cycles)
         with tempfile.TemporaryDirectory(prefix="bench-lifecycle-") as scratch:
             root = Path(scratch)
-            _copy_model(source, name, root, "steady")
-            _copy_model(source, name, root, "cycled")
+            copy_model(source, name, root, "steady")
+            copy_model(source, name, root, "cycled")
             _memory(report, root, source, name)
         _roll(report, source, name)
     args.out.mkdir(parents=True, exist_ok=True)
