@@ -20,7 +20,6 @@ import numpy.typing as npt
 from service.calibration import (
     CALIBRATION_FILE,
     Calibration,
-    Quality,
     QualitySums,
     TemperatureFit,
     fit_temperature,
@@ -58,8 +57,8 @@ class FittedCalibration:
             model_sha256=model_sha256,
             fitted_on=self.fitted_on,
             measured_on=self.measured_on,
-            before=_figures(self.before.quality()),
-            after=_figures(self.after.quality()),
+            before=self.before.quality().figures(),
+            after=self.after.quality().figures(),
             iterations=self.fit.iterations,
         )
 
@@ -83,10 +82,6 @@ class FittedCalibration:
             "written_to": None if written_to is None else str(written_to),
             "not_written": not_written,
         }
-
-
-def _figures(quality: Quality) -> dict[str, float]:
-    return {k: float(v) for k, v in quality.to_dict().items() if k != "rows"}
 
 
 def _sides(outputs: tuple[ChunkOutputs, ...], split: RowSplit, fitted: bool) -> Iterator[Side]:
