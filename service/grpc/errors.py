@@ -32,7 +32,7 @@ from service.errors import (
 from service.grpc._typing import Context
 from service.telemetry import Telemetry
 
-__all__ = ["GRPC_STATUS", "guarded", "status_for"]
+__all__ = ["GRPC_STATUS", "guarded", "request_error_message", "status_for"]
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +77,29 @@ class _Calls:
     def outcome(self, exc: Exception) -> tuple[grpc.StatusCode, str]:
         """The status and message a failed call ends with (internal details go to the log)."""
         if isinstance(exc, ServiceError):
-            code = status_for(exc)
-            if code is grpc.StatusCode.INTERNAL and not isinstance(exc, InferenceFailedError):
-                log.error("%s failed: %s", self.endpoint, exc.message)
-            return code, _fit_in_trailers(exc.message)
+            return status_for(exc), _domain_message(exc, self.endpoint)
         log.error("unhandled error in %s", self.endpoint, exc_info=exc)
         return grpc.StatusCode.INTERNAL, "internal server error"
+
+
+def _domain_message(error: ServiceError, endpoint: str) -> str:
+    """A domain error's message as callers read it; one that means a server fault is logged."""
+    if status_for(error) is grpc.StatusCode.INTERNAL and not isinstance(
+        error, InferenceFailedError
+    ):
+        log.error("%s failed: %s", endpoint, error.message)
+    return _fit_in_trailers(error.message)
+
+
+def request_error_message(exc: Exception, endpoint: str) -> str:
+    """The message that answers one failed request of a stream that goes on (Triton's
+    ``ModelStreamInferResponse.error_message``): a domain error's message, exactly as the
+    unary call's status details read; anything else is logged with its traceback and reported
+    as :class:`InferenceFailedError`'s generic message."""
+    if isinstance(exc, ServiceError):
+        return _domain_message(exc, endpoint)
+    log.error("unhandled error in %s", endpoint, exc_info=exc)
+    return InferenceFailedError().message
 
 
 MAX_DETAILS = 400

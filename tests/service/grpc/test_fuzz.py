@@ -12,7 +12,8 @@ What it proves, for every RPC of ``cifar10.v1.Classifier`` and ``inference.GRPCI
   the status that kind deserves, mostly INVALID_ARGUMENT, NOT_FOUND for unknown models and
   versions, RESOURCE_EXHAUSTED for more rows than allowed;
 * successful answers are well-formed (tensor bytes match their shapes, one answer per streamed
-  request), and the server still answers correctly once the fuzzing is over.
+  request; ``ModelStreamInfer`` answers each request, as it finishes, with its response or its
+  error and ends OK), and the server still answers correctly once the fuzzing is over.
 
 The bugs the fuzzing found stay covered as explicit examples of
 :func:`test_found_bugs_stay_fixed`, and error details quoting a huge name still fit the
@@ -26,6 +27,7 @@ import math
 import struct
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -105,6 +107,12 @@ class Case:
     success or any of :data:`CLIENT_ERRORS`."""
     answered: int | None = None
     """For a stream that fails: how many responses must come before the error."""
+    failing: frozenset[str] = frozenset()
+    """For ``ModelStreamInfer`` (which answers a failed request on the stream and goes on): the
+    ids of the requests that must be answered with an error."""
+    unsure: frozenset[str] = frozenset()
+    """For ``ModelStreamInfer``: the ids of requests that may be answered either way. With
+    ``expect`` set, every other request must be answered with a response."""
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +148,33 @@ def _consistent(tensor: pb.Tensor) -> None:
     assert len(tensor.data) == math.prod(tensor.shape) * sizes[tensor.dtype], tensor.shape
 
 
+def _check_infer_response(response: v2.ModelInferResponse) -> None:
+    assert len(response.raw_output_contents) == len(response.outputs) >= 1
+    for output, raw in zip(response.outputs, response.raw_output_contents, strict=True):
+        assert output.datatype == "FP32"
+        assert len(raw) == math.prod(output.shape) * 4
+
+
+def _check_stream_infer(case: Case, responses: list[Message]) -> None:
+    """``ModelStreamInfer`` answers in the order requests finish: matched by id, not order."""
+    answers = [r for r in responses if isinstance(r, v2.ModelStreamInferResponse)]
+    assert len(answers) == len(responses)
+    asked = Counter(r.id for r in case.requests if isinstance(r, v2.ModelInferRequest))
+    assert Counter(a.infer_response.id for a in answers) == asked, "one answer per request id"
+    for answer in answers:
+        request_id, message = answer.infer_response.id, answer.error_message
+        if message:
+            assert message.strip(), "an error without a message"
+            assert message not in ("inference failed", "internal server error"), "a server fault"
+            assert not answer.infer_response.outputs
+            assert case.expect is None or request_id in case.failing | case.unsure, (
+                f"{request_id!r} failed: {message!r}\n{_shown(case)}"
+            )
+        else:
+            assert request_id not in case.failing, f"{request_id!r} succeeded\n{_shown(case)}"
+            _check_infer_response(answer.infer_response)
+
+
 def _check_answers(case: Case, responses: list[Message]) -> None:
     """What every successful answer must look like, whatever was asked."""
     method = METHODS[case.method]
@@ -147,6 +182,9 @@ def _check_answers(case: Case, responses: list[Message]) -> None:
         assert len(responses) == 1
     elif method.client_streaming:
         assert len(responses) == len(case.requests), "one answer per streamed request"
+    if method.output_type.full_name == v2.ModelStreamInferResponse.DESCRIPTOR.full_name:
+        _check_stream_infer(case, responses)
+        return
     for request, response in zip(case.requests, responses, strict=False):
         if isinstance(response, pb.PredictResponse):
             _consistent(response.logits)
@@ -171,10 +209,7 @@ def _check_answers(case: Case, responses: list[Message]) -> None:
         elif isinstance(response, v2.ModelInferResponse):
             assert isinstance(request, v2.ModelInferRequest)
             assert response.id == request.id
-            assert len(response.raw_output_contents) == len(response.outputs) >= 1
-            for output, raw in zip(response.outputs, response.raw_output_contents, strict=True):
-                assert output.datatype == "FP32"
-                assert len(raw) == math.prod(output.shape) * 4
+            _check_infer_response(response)
 
 
 def call(stubs: dict[str, Any], case: Case) -> Code:
@@ -795,6 +830,32 @@ def v2_odd_id(draw: st.DrawFn) -> Case:
     request = draw(infer_requests())
     request.id = draw(st.one_of(st.sampled_from(ODD_TEXT), st.text(max_size=40)))
     return _infer(request, OK)
+
+
+_INFER_MUTATIONS = [name for name in MUTATIONS if name.startswith("v2: ")]
+
+
+@mutation("v2 stream: a malformed request among valid ones")
+def v2_stream_with_malformed(draw: st.DrawFn) -> Case:
+    """``ModelStreamInfer`` answers the broken request with an error (where its kind must fail)
+    and the valid ones, before and after it, with their responses: the call ends OK."""
+    valid = draw(st.lists(infer_requests(), max_size=2))
+    broken = draw(MUTATIONS[draw(st.sampled_from(_INFER_MUTATIONS))])
+    trailing = draw(st.lists(infer_requests(), max_size=1))
+    (bad,) = broken.requests
+    assert isinstance(bad, v2.ModelInferRequest)
+    bad.id = f"bad:{bad.id}"  # its own id kept (odd ids are a kind)
+    for number, request in enumerate([*valid, *trailing]):
+        request.id = f"s-{number}"
+    requests = [*valid, bad, *trailing]
+    fails = broken.expect is not None and Code.OK not in broken.expect
+    return Case(
+        "ModelStreamInfer",
+        tuple(requests),
+        OK,
+        failing=frozenset({bad.id} if fails else ()),
+        unsure=frozenset({bad.id} if broken.expect != OK else ()),
+    )
 
 
 @mutation("v2 ModelMetadata/ModelReady: unknown model or version")
@@ -1450,6 +1511,7 @@ def test_malformed_kind_gets_its_status(
     ("method", "requests"),
     [
         ("ModelInfer", infer_requests()),
+        ("ModelStreamInfer", st.lists(infer_requests(), min_size=1, max_size=4)),
         ("Predict", predict_requests()),
         ("StreamPredict", st.lists(predict_requests(), min_size=1, max_size=3)),
         ("Loss", loss_requests()),
@@ -1466,7 +1528,8 @@ def test_the_requests_mutations_start_from_succeed(
 
 
 def test_mutations_cover_every_rpc_with_fields() -> None:
-    covered = {"StreamPredict", "Predict", "Loss", "Calibrate", "ModelInfer", "ModelMetadata", "ModelReady",
+    covered = {"StreamPredict", "Predict", "Loss", "Calibrate", "ModelInfer", "ModelStreamInfer",
+               "ModelMetadata", "ModelReady",
                "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload",
                "ModelStatistics"}  # fmt: skip
     with_fields = {name for name, method in METHODS.items() if method.input_type.fields}
