@@ -21,8 +21,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -85,9 +87,40 @@ def service_flags(max_queue_size: int = 8, max_batch_size: int = 8) -> tuple[str
     return ("--max-queue-size", str(max_queue_size), "--max-batch-size", str(max_batch_size))
 
 
-async def _hammer(call: Caller, stop: asyncio.Event, out: list[Call]) -> None:
-    while not stop.is_set():
-        out.append(await call())
+def _flood(
+    transport: str,
+    clients: int,
+    ports: tuple[int, str],
+    model: str,
+    plan: OverloadPlan,
+    window: tuple[float, float],
+) -> list[Call]:
+    """In a process of its own: ``clients`` clients of ``transport`` send back to back from
+    ``window[0]`` to ``window[1]`` (``time.monotonic()``, the same clock in every process);
+    every call. Each transport floods from its own process, so that neither shares a load
+    generator's event loop with the other (a loop busy with one transport's answers would
+    delay the other's calls on the client side and blame the service)."""
+
+    async def flood() -> list[Call]:
+        maker = PredictClients(
+            ports[0], ports[1], model,
+            timeout=plan.client_timeout, channels=max(1, clients // 16),
+        )  # fmt: skip
+        callers = [maker.rest() if transport == "rest" else maker.grpc() for _ in range(clients)]
+        calls: list[Call] = []
+
+        async def hammer(call: Caller) -> None:
+            while time.monotonic() < window[1]:
+                calls.append(await call())
+
+        await asyncio.sleep(max(0.0, window[0] - time.monotonic()))
+        try:
+            await asyncio.gather(*(hammer(call) for call in callers))
+        finally:
+            await maker.aclose()
+        return calls
+
+    return run_event_loop(flood())
 
 
 async def _one_at_a_time(callers: list[Caller], requests: int) -> list[Call]:
@@ -156,36 +189,40 @@ async def _measure(service: RunningService, model: str, plan: OverloadPlan) -> O
     )  # fmt: skip
     pid = service.process.pid
     light = [clients.rest(), clients.grpc()]
-    hammers = [clients.rest() for _ in range(plan.rest_clients)]
-    hammers += [clients.grpc() for _ in range(plan.grpc_clients)]
+    floods = [(t, n) for t, n in (("rest", plan.rest_clients), ("grpc", plan.grpc_clients)) if n]
+    pool = ProcessPoolExecutor(max(1, len(floods)), mp_context=multiprocessing.get_context("spawn"))
+    loop = asyncio.get_running_loop()
     try:
+        await asyncio.gather(*(loop.run_in_executor(pool, time.monotonic) for _ in floods))
         with RssSampler(pid) as rss:
             await _one_at_a_time(light, 4)  # connections and first-call costs
             baseline = await _one_at_a_time(light, plan.baseline_requests)
             baseline_p99 = percentile_ms((c.seconds for c in baseline), 99) or 0.0
             normal_ms = max(2 * baseline_p99, baseline_p99 + 10)
             rss_before = tree_rss_bytes(pid)
-            stop = asyncio.Event()
-            calls: list[Call] = []
-            started = time.monotonic()
-            tasks = [asyncio.create_task(_hammer(c, stop, calls)) for c in hammers]
-            await asyncio.sleep(plan.seconds)
-            stop.set()
-            ended = time.monotonic()
+            started = time.monotonic() + 1.0  # the flooding processes are ready by then
+            ended = started + plan.seconds
+            ports = (service.http_port, service.grpc_target)
+            flooding = {
+                loop.run_in_executor(pool, _flood, transport, count, ports, model, plan,
+                                     (started, ended)): count
+                for transport, count in floods
+            }  # fmt: skip
+            await asyncio.sleep(max(0.0, ended - time.monotonic()))
             recovered, recovery = await _recover(light, normal_ms, plan, ended)
-            _, pending = await asyncio.wait(tasks, timeout=plan.client_timeout + 10)
-            for task in pending:
-                task.cancel()
+            done, pending = await asyncio.wait(flooding, timeout=plan.client_timeout + 10)
+            calls = [call for future in done for call in future.result()]
             finished = time.monotonic()
             rss_after = tree_rss_bytes(pid)
         rejected = await _rejected(service.url, model)
     finally:
+        pool.shutdown(wait=False, cancel_futures=True)
         await clients.aclose()
     transports = {"rest": plan.rest_clients, "grpc": plan.grpc_clients}
     return OverloadReport(
         model=model,
         plan=plan,
-        total=Outcomes.of(calls, len(pending)),
+        total=Outcomes.of(calls, sum(flooding[future] for future in pending)),
         by_transport={t: Outcomes.of([c for c in calls if c.transport == t]) for t in transports},
         baseline_p99_ms=baseline_p99,
         normal_ms=normal_ms,

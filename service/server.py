@@ -120,6 +120,7 @@ async def serve(
         plane.telemetry,
         max_request_bytes=settings.max_request_bytes,
         request_timeout=settings.request_timeout_seconds,
+        rest_turns=settings.rest_turns(),
         security=security,
     )
     rest = _RestServer(

@@ -95,6 +95,15 @@ class Settings(BaseSettings, BatchingOptions):
         False, description="Stop (as on SIGTERM) when the process that started this one exits: "
         "for supervisors, test runners and notebooks that must not leave a server behind.",
     )  # fmt: skip
+    rest_in_flight: int | None = Field(
+        None, ge=1, le=1_000_000, description="REST requests in progress at once (from a whole "
+        "body to the answer); more wait their turn, so that a REST flood cannot starve gRPC. "
+        "Default: half of --max-queue-size (a REST lane's fair share of the queue).",
+    )  # fmt: skip
+    rest_backlog: int = Field(
+        1024, ge=0, le=1_000_000, description="REST requests waiting for their turn; more are "
+        "refused at once (HTTP 503 + Retry-After).",
+    )  # fmt: skip
     request_timeout_seconds: float = Field(
         60.0, ge=0, le=3600, description="Longest a REST request may take, queueing included: "
         "then it is answered 504 and its queued work dropped; 0 = no limit. gRPC calls carry "
@@ -163,6 +172,11 @@ class Settings(BaseSettings, BatchingOptions):
                     "slash (or * for any)"
                 )
         return origins
+
+    def rest_turns(self) -> tuple[int, int]:
+        """REST requests in progress at once, and how many may wait (``RestTurns``)."""
+        slots = self.rest_in_flight or max(1, self.batching_defaults().max_queue_size // 2)
+        return slots, self.rest_backlog
 
     def batching_defaults(self) -> BatchingOptions:
         """The server-wide batching options, before any model's overrides."""

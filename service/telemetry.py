@@ -106,6 +106,13 @@ class Telemetry:
             model,
             registry=self.registry,
         )
+        self.rest_waiting = Gauge(
+            "service_rest_waiting",
+            "REST requests waiting for their turn (--rest-in-flight are in progress at once; "
+            "summed over worker processes).",
+            multiprocess_mode="livesum",
+            registry=self.registry,
+        )
         self.model_info = Gauge(
             "service_model_info",
             "Loaded model versions (value 1) with their execution provider and dataset.",

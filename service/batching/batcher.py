@@ -7,7 +7,10 @@ queues up while every slot is busy. A request larger than the batch size runs al
 kept. The design answers the peers' known bugs: the wait window is measured from the oldest
 request's arrival (not shortened cumulatively), a cancelled or expired request leaves the queue
 without touching its neighbours, a full queue refuses at once instead of blocking, a run must
-return one result per request, and a failed run fails only its own batch.
+return one result per request, and a failed run fails only its own batch. Each request names
+its *lane* (the transport it came in on): when several lanes are active, each keeps a fair
+share of the queue (:mod:`service.batching.lanes`), so that one transport's flood cannot shut
+another out.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from functools import partial
 from typing import Generic, TypeVar
 
 from service.batching.config import BatchingOptions
+from service.batching.lanes import DEFAULT_LANE, LaneShares
 from service.batching.observer import BatchObserver, RunTimes
 from service.errors import (
     DeadlineExceededError,
@@ -38,12 +42,18 @@ Result = TypeVar("Result")
 
 
 class _Item(Generic[Request, Result]):
-    __slots__ = ("deadline_timer", "enqueued", "future", "request", "rows", "waited")
+    __slots__ = ("deadline_timer", "enqueued", "future", "lane", "request", "rows", "waited")
 
     def __init__(
-        self, request: Request, rows: int, future: asyncio.Future[Result], enqueued: float
+        self,
+        request: Request,
+        rows: int,
+        future: asyncio.Future[Result],
+        enqueued: float,
+        lane: str,
     ) -> None:
         self.request, self.rows, self.future, self.enqueued = request, rows, future, enqueued
+        self.lane = lane
         self.deadline_timer: asyncio.TimerHandle | None = None
         self.waited = 0.0
 
@@ -71,7 +81,7 @@ class DynamicBatcher(Generic[Request, Result]):
         self._run = run
         self._max_rows = options.max_batch_size if options.batching else 0
         self._delay = options.max_queue_delay_ms / 1000 if options.batching else 0.0
-        self._max_waiting = options.max_queue_size
+        self._lanes = LaneShares(options.max_queue_size)
         self._slots = slots
         self._observer = observer
         self._queue: deque[_Item[Request, Result]] = deque()
@@ -95,22 +105,31 @@ class DynamicBatcher(Generic[Request, Result]):
         """:meth:`close` was called: new requests are refused."""
         return self._closing
 
-    async def submit(self, request: Request, rows: int, *, deadline: float | None = None) -> Result:
+    async def submit(
+        self,
+        request: Request,
+        rows: int,
+        *,
+        lane: str = DEFAULT_LANE,
+        deadline: float | None = None,
+    ) -> Result:
         """The result of ``request`` (``rows`` rows), computed in a batch with others.
 
-        ``deadline`` (``time.monotonic()`` seconds) drops the request with
-        :class:`DeadlineExceededError` if it is still queued then. Raises
-        :class:`OverloadedError` when the queue is full and :class:`UnavailableError` once the
-        batcher is closing. Cancelling the caller removes a queued request.
+        ``lane`` names the transport it came in on (fair shares of the queue). ``deadline``
+        (``time.monotonic()`` seconds) drops the request with :class:`DeadlineExceededError`
+        if it is still queued then. Raises :class:`OverloadedError` when the queue (or the
+        lane's share of it) is full and :class:`UnavailableError` once the batcher is closing.
+        Cancelling the caller removes a queued request.
         """
         if self._closing:
             raise UnavailableError(f"model {self.name} is shutting down")
-        self.check_room()
-        self.last_submit = time.monotonic()
+        self.check_room(lane)
+        now = self.last_submit = time.monotonic()
         loop = asyncio.get_running_loop()
-        item: _Item[Request, Result] = _Item(request, rows, loop.create_future(), time.monotonic())
+        item: _Item[Request, Result] = _Item(request, rows, loop.create_future(), now, lane)
         self._queue.append(item)
         self._waiting += 1
+        self._lanes.add(lane)
         self._waiting_rows += rows
         if deadline is not None:
             item.deadline_timer = loop.call_later(deadline - item.enqueued, self._expire, item)
@@ -122,14 +141,22 @@ class DynamicBatcher(Generic[Request, Result]):
             self._leave(item)
             raise
 
-    def check_room(self) -> None:
-        """Raise :class:`OverloadedError` (and count it) if the queue is full: transports ask
-        before they decode a request, so that refusing one costs little under overload."""
-        if self._waiting >= self._max_waiting:
-            self._observer.rejected()
+    def check_room(self, lane: str = DEFAULT_LANE) -> None:
+        """Raise :class:`OverloadedError` (and count it) if the queue has no room for one more
+        request of ``lane``: transports ask before they decode a request, so that refusing one
+        costs little under overload."""
+        if self._lanes.room_for(lane):
+            return
+        self._observer.rejected()
+        if self._waiting >= self._lanes.capacity:
             raise OverloadedError(
                 f"model {self.name} has {self._waiting} requests queued (the limit); retry later"
             )
+        raise OverloadedError(
+            f"model {self.name} has {self._lanes.of(lane)} {lane} requests queued, its fair share "
+            f"while other transports send too ({self._waiting} of {self._lanes.capacity} "
+            "queued); retry later"
+        )
 
     async def close(self) -> None:
         """Refuse new requests, run everything queued at once, and wait for running batches."""
@@ -147,6 +174,7 @@ class DynamicBatcher(Generic[Request, Result]):
         if item.enqueued >= 0:  # still queued: dispatch marks taken items with -1
             item.enqueued = -1.0
             self._waiting -= 1
+            self._lanes.remove(item.lane)
             self._waiting_rows -= item.rows
             self._observer.queue_depth(self._waiting)
             self._schedule()  # a batch waiting for a slot or its window may now go
@@ -215,6 +243,7 @@ class DynamicBatcher(Generic[Request, Result]):
             item.waited = now - item.enqueued
             waits.append(item.waited)
             item.enqueued = -1.0
+            self._lanes.remove(item.lane)
         rows = sum(item.rows for item in batch)
         self._waiting -= len(batch)
         self._waiting_rows -= rows

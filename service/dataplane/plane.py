@@ -21,6 +21,7 @@ import numpy as np
 from service.calibration.request import calibrate_rows
 from service.control import ModelControl
 from service.dataplane.catalog import Catalog
+from service.dataplane.entry import current_lane
 from service.dataplane.messages import (
     CalibrateRequest,
     CalibrationOutcome,
@@ -138,9 +139,9 @@ class DataPlane:
         return self.repository.get(names[0]) if len(names) == 1 else None
 
     def check_room(self, model: ServedModel) -> None:
-        """Raise :class:`OverloadedError` now if ``model``'s queue is full, before a transport
-        spends time decoding a request for it."""
-        self._manager.batcher(model).check_room()
+        """Raise :class:`OverloadedError` now if ``model``'s queue has no room for the running
+        request's transport, before the transport spends time decoding it."""
+        self._manager.batcher(model).check_room(current_lane())
 
     def check_rows(self, rows: int, field: str) -> None:
         """Raise :class:`RequestTooLargeError` when ``rows`` exceeds the per-request limit."""
@@ -168,7 +169,7 @@ class DataPlane:
             )
         self.check_rows(len(images), field)
         batcher = self._manager.batcher(model)
-        return await batcher.submit(call, len(images), deadline=deadline)
+        return await batcher.submit(call, len(images), lane=current_lane(), deadline=deadline)
 
     async def infer(
         self,

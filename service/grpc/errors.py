@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 
+from service.dataplane.entry import GRPC_LANE, enter_lane
 from service.errors import (
     DeadlineExceededError,
     InferenceFailedError,
@@ -121,7 +122,7 @@ class _Guard:
         self._calls, self._context, self._started = calls, context, time.perf_counter()
 
     async def __aenter__(self) -> None:
-        return None
+        enter_lane(GRPC_LANE)
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: Any, trace: Any) -> bool:
         if exc is None:

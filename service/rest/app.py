@@ -11,6 +11,7 @@ from service.rest.middleware import BodySizeLimit, RequestDeadline, RequestMetri
 from service.rest.openapi import install_openapi
 from service.rest.routes import calibrate, health, loss, models, predict, v2, v2_repository
 from service.rest.security import install_security
+from service.rest.turns import RestTurns
 from service.security import Security
 from service.telemetry import Telemetry
 
@@ -23,12 +24,14 @@ def create_app(
     *,
     max_request_bytes: int,
     request_timeout: float = 0.0,
+    rest_turns: tuple[int, int] = (128, 1024),
     security: Security | None = None,
 ) -> FastAPI:
     """A FastAPI app serving ``plane``; routes only decode, delegate and encode.
 
     ``request_timeout`` (seconds, 0 = none) bounds each request; a client that disconnects
-    cancels its request either way."""
+    cancels its request either way. ``rest_turns`` is (slots, backlog) of
+    :class:`~service.rest.turns.RestTurns`."""
     app = FastAPI(
         title="CIFAR-10 inference-and-loss service",
         summary="Logits, server-side softmax/sigmoid, and Keras-exact losses over ONNX models.",
@@ -44,6 +47,10 @@ def create_app(
         app, plane.repository, plane.max_request_rows, access_control=security.keys is not None
     )
     # Added last, so outermost: metrics see every response, including 413s of the limit.
+    # Turns inside the deadline: a request waiting for one is timed (and cancelled if its
+    # client goes away).
+    slots, backlog = rest_turns
+    app.add_middleware(RestTurns, slots=slots, backlog=backlog, waiting=telemetry.rest_waiting)
     app.add_middleware(RequestDeadline, timeout=request_timeout)
     app.add_middleware(BodySizeLimit, max_bytes=max_request_bytes)
     # Access control, then CORS, outside the limit and inside the metrics (refusals counted).

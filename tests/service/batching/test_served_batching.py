@@ -28,12 +28,14 @@ QUEUE = 8
 
 @pytest.fixture(scope="module")
 def slow(repository_path: Path) -> Iterator[InProcessService]:
-    """A service whose batches wait up to a second for companions, with a short queue."""
+    """A service whose batches wait up to a second for companions, with a short queue that
+    REST requests alone may fill (by default they take turns, at most half of it)."""
     service = InProcessService(
         repository_path,
         max_batch_size=16,
         max_queue_delay_ms=DELAY_MS,
         max_queue_size=QUEUE,
+        rest_in_flight=QUEUE + 1,
     ).start()
     yield service
     service.stop()
