@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from service import __version__
 from service.dataplane import DataPlane
 from service.rest.errors import install_error_handlers
+from service.rest.hot_routes import HotRoutes
 from service.rest.middleware import BodySizeLimit, RequestDeadline, RequestMetrics
 from service.rest.openapi import install_openapi
 from service.rest.routes import calibrate, health, loss, models, predict, v2, v2_repository
@@ -46,6 +47,8 @@ def create_app(
     install_openapi(
         app, plane.repository, plane.max_request_rows, access_control=security.keys is not None
     )
+    # Innermost: the hot inference routes skip FastAPI's router (service.rest.hot_routes).
+    app.add_middleware(HotRoutes)
     # Added last, so outermost: metrics see every response, including 413s of the limit.
     # Turns inside the deadline: a request waiting for one is timed (and cancelled if its
     # client goes away).

@@ -34,6 +34,7 @@ __all__ = [
     "HTTP_STATUS",
     "error_response",
     "install_error_handlers",
+    "response_for",
     "service_error_response",
     "validation_message",
 ]
@@ -102,30 +103,30 @@ def validation_message(errors: list[dict[str, object]]) -> str:
     return "; ".join(parts) + more
 
 
+def response_for(exc: Exception, request: Request) -> Response:
+    """The error response for an exception a route raised: the one mapping, used by the
+    app's exception handlers and by the hot routes' lane (:mod:`service.rest.hot_routes`)."""
+    path = request.url.path
+    if isinstance(exc, ServiceError):
+        return service_error_response(exc, path)
+    if isinstance(exc, RequestValidationError):
+        return error_response(422, "invalid_request", validation_message(list(exc.errors())), path)
+    if isinstance(exc, ValidationError):
+        message = validation_message(list(exc.errors(include_url=False)))  # type: ignore[arg-type]
+        return error_response(422, "invalid_request", message, path)
+    if isinstance(exc, HTTPException):
+        code = HTTP_CODES.get(exc.status_code, "error")
+        headers = dict(exc.headers) if exc.headers else None  # e.g. a 405's Allow
+        return error_response(exc.status_code, code, str(exc.detail), path, headers)
+    log.exception("unhandled error in %s %s", request.method, path, exc_info=exc)
+    return error_response(500, "internal", "internal server error", path)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the mapping on ``app``."""
 
-    @app.exception_handler(ServiceError)
-    async def _service(request: Request, exc: ServiceError) -> Response:
-        return service_error_response(exc, request.url.path)
+    async def handle(request: Request, exc: Exception) -> Response:
+        return response_for(exc, request)
 
-    @app.exception_handler(RequestValidationError)
-    async def _request_validation(request: Request, exc: RequestValidationError) -> Response:
-        message = validation_message(list(exc.errors()))
-        return error_response(422, "invalid_request", message, request.url.path)
-
-    @app.exception_handler(ValidationError)
-    async def _validation(request: Request, exc: ValidationError) -> Response:
-        message = validation_message(list(exc.errors(include_url=False)))  # type: ignore[arg-type]
-        return error_response(422, "invalid_request", message, request.url.path)
-
-    @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> Response:
-        code = HTTP_CODES.get(exc.status_code, "error")
-        headers = dict(exc.headers) if exc.headers else None  # e.g. a 405's Allow
-        return error_response(exc.status_code, code, str(exc.detail), request.url.path, headers)
-
-    @app.exception_handler(Exception)
-    async def _unknown(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error in %s %s", request.method, request.url.path)
-        return error_response(500, "internal", "internal server error", request.url.path)
+    for kind in (ServiceError, RequestValidationError, ValidationError, HTTPException, Exception):
+        app.add_exception_handler(kind, handle)
