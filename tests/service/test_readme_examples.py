@@ -67,7 +67,7 @@ def test_grpc_and_open_inference_protocol_examples(tmp_path: Path) -> None:
     snippets = readme_blocks("gRPC API", "python") + readme_blocks(
         "Open Inference Protocol (KServe V2)", "python"
     )
-    assert len(snippets) == 2
+    assert len(snippets) == 3
     commands = [c for c in readme_commands("gRPC API") if "batch.npz" not in c]
     with running_service(tmp_path) as service:
         for snippet in snippets:
