@@ -58,6 +58,7 @@ __all__ = [
     "MLServerSettings",
     "Peer",
     "install_venv",
+    "peer_process",
     "prometheus_sum",
     "running_mlserver",
 ]
@@ -187,6 +188,32 @@ def install_venv(home: Path, requirements: list[str], name: str) -> Path:
 
 
 @contextmanager
+def peer_process(
+    peer: Peer,
+    command: list[str],
+    workdir: Path,
+    model_name: str,
+    env: dict[str, str] | None = None,
+) -> Iterator[None]:
+    """``command`` run in ``workdir`` as ``peer``'s server process (its output in
+    ``<workdir>/<name>.log``), ready when entered (its V2 readiness for ``model_name``),
+    stopped by its pid on exit."""
+    log_file = workdir / f"{peer.name.lower()}.log"
+    log = open(log_file, "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent, env=env,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{peer.http_port}/v2/models/{model_name}/ready"
+        wait_until_ready(process, url, 120, lambda: f"{peer.name}'s log: {log_file}")
+        yield
+    finally:
+        stop_process(process)
+        log.close()
+
+
+@contextmanager
 def running_mlserver(
     model_file: Path, model_name: str, settings: MLServerSettings | None = None
 ) -> Iterator[Peer]:
@@ -209,15 +236,5 @@ def running_mlserver(
     metrics = f"http://127.0.0.1:{metrics_port}/metrics"
     peer = Peer("MLServer", settings.label, http_port, grpc_port,
                 lambda: prometheus_sum(metrics, _mlserver_grpc_errors))  # fmt: skip
-    log = open(workdir / "mlserver.log", "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [str(executable), "start", "."], cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
-        preexec_fn=die_with_parent,
-    )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{http_port}/v2/models/{model_name}/ready"
-        wait_until_ready(process, url, 120, lambda: f"MLServer's log: {workdir / 'mlserver.log'}")
+    with peer_process(peer, [str(executable), "start", "."], workdir, model_name):
         yield peer
-    finally:
-        stop_process(process)
-        log.close()

@@ -19,14 +19,12 @@ on [::] (kserve fixes both); the benchmark only ever connects to 127.0.0.1.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.peer import Peer, install_venv, prometheus_sum
-from service.launcher import REPO, free_port, stop_process, wait_until_ready
-from service.lifetime import die_with_parent
+from bench.peer import Peer, install_venv, peer_process, prometheus_sum
+from service.launcher import REPO, free_port
 
 __all__ = ["KSERVE_SETTINGS", "running_kserve"]
 
@@ -122,18 +120,9 @@ def running_kserve(model_file: Path, model_name: str) -> Iterator[Peer]:
     metrics = f"http://127.0.0.1:{http_port}/metrics"
     peer = Peer("KServe", KSERVE_SETTINGS, http_port, grpc_port,
                 lambda: prometheus_sum(metrics, _kserve_grpc_errors))  # fmt: skip
-    log = open(workdir / "kserve.log", "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [str(python), "runtime.py", "--model_name", model_name,
-         "--model_file", str(model_file.resolve()),
-         "--http_port", str(http_port), "--grpc_port", str(grpc_port)],
-        cwd=workdir, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
-        env={**os.environ, "KSERVE_LOGLEVEL": "WARNING"},
-    )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{http_port}/v2/models/{model_name}/ready"
-        wait_until_ready(process, url, 120, lambda: f"KServe's log: {workdir / 'kserve.log'}")
+    command = [str(python), "runtime.py", "--model_name", model_name,
+               "--model_file", str(model_file.resolve()),
+               "--http_port", str(http_port), "--grpc_port", str(grpc_port)]  # fmt: skip
+    env = {**os.environ, "KSERVE_LOGLEVEL": "WARNING"}
+    with peer_process(peer, command, workdir, model_name, env):
         yield peer
-    finally:
-        stop_process(process)
-        log.close()

@@ -309,8 +309,8 @@ def main() -> None:
     )
     markdown = (
         header + "\n\n" + table(ceiling, bounds, rows, routes(args.model, IMAGE))
-        + "\n\nThe Python-front bound (cores × 10⁶ / (null server's CPU µs a call + model's µs "
-        "an image)):\n\n" + bound_table(bounds)
+        + "\n\nThe Python-front bound (cores × 10⁶ / (null server's CPU µs a call + h2load's µs "
+        "a call + model's µs an image)):\n\n" + bound_table(bounds)
     )  # fmt: skip
     print("\n" + markdown)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -63,6 +63,15 @@ def post(service: InProcessService) -> httpx.Response:
     return httpx.post(f"{service.url}/predict", json=BODY, timeout=30)
 
 
+def grpc_call(client: GrpcClient) -> str:
+    """One prediction over gRPC: ``OK`` or the status it was refused with."""
+    try:
+        client.predict(np.zeros((1, 32, 32, 3), np.uint8), model="cifar10")
+    except RequestError as error:
+        return error.code
+    return "OK"
+
+
 def test_rest_requests_past_their_turns_wait_in_order_and_all_succeed(
     held: InProcessService,
 ) -> None:
@@ -113,19 +122,11 @@ def test_a_client_that_gives_up_while_waiting_leaves_no_turn_behind(
 
 
 def test_a_rest_flood_leaves_grpc_its_share_of_the_queue(held: InProcessService) -> None:
-    pixels = np.zeros((1, 32, 32, 3), np.uint8)
     with ThreadPoolExecutor(20) as pool, GrpcClient(held.grpc_target) as client:
         flood = [pool.submit(post, held) for _ in range(10)]
         until(lambda: queued(held) == QUEUE // 2, "REST never took its turns")
 
-        def grpc_call() -> str:
-            try:
-                client.predict(pixels, model="cifar10")
-            except RequestError as error:
-                return error.code
-            return "OK"
-
-        calls: list[Future[str]] = [pool.submit(grpc_call) for _ in range(QUEUE // 2)]
+        calls: list[Future[str]] = [pool.submit(grpc_call, client) for _ in range(QUEUE // 2)]
         until(lambda: queued(held) == QUEUE, "gRPC never reached its share")
         assert all(f.result() == "OK" for f in calls)
         assert all(f.result().status_code == 200 for f in flood)
@@ -140,20 +141,11 @@ def test_a_grpc_flood_leaves_rest_its_share_of_the_queue(
         max_queue_delay_ms=HOLD_MS,
         max_queue_size=QUEUE,
     ).start()
-    pixels = np.zeros((1, 32, 32, 3), np.uint8)
     try:
         with ThreadPoolExecutor(24) as pool, GrpcClient(service.grpc_target) as client:
-
-            def grpc_call() -> str:
-                try:
-                    client.predict(pixels, model="cifar10")
-                except RequestError as error:
-                    return error.code
-                return "OK"
-
             first = pool.submit(post, service)  # queued: REST's lane is active
             until(lambda: queued(service) == 1, "the REST request never queued")
-            flood = [pool.submit(grpc_call) for _ in range(QUEUE)]
+            flood = [pool.submit(grpc_call, client) for _ in range(QUEUE)]
             until(lambda: sum(f.done() for f in flood) == QUEUE // 2, "gRPC was never refused")
             assert [f.result() for f in flood if f.done()] == ["RESOURCE_EXHAUSTED"] * (QUEUE // 2)
             assert queued(service) == 1 + QUEUE // 2  # REST's share stays free for REST
