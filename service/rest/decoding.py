@@ -19,6 +19,7 @@ from service.codecs.json_arrays import (
     numeric_array,
     parse,
     to_python,
+    value_text,
 )
 from service.dataplane import (
     CalibrateRequest,
@@ -49,7 +50,16 @@ class PredictCall:
     field: str
 
 
-def _fields(body: bytes) -> tuple[Any, JsonArray | None]:
+@dataclass(frozen=True)
+class _Pixels:
+    """The parsed pixel array (``instances``), and the body from its first byte on when that
+    can be found without a parser (``json_arrays.value_text``)."""
+
+    array: JsonArray
+    text: bytes | None
+
+
+def _fields(body: bytes) -> tuple[Any, _Pixels | None]:
     """The body's fields as Python values for validation, and the pixel array kept aside."""
     document = parse(body)
     if not isinstance(document, JsonObject):
@@ -59,20 +69,21 @@ def _fields(body: bytes) -> tuple[Any, JsonArray | None]:
         return fields(document), None
     plain = fields(document, keep=(PIXELS,))
     del plain[PIXELS]
-    return plain, pixel_array
+    return plain, _Pixels(pixel_array, value_text(body, PIXELS))
 
 
 def _images(
     plane: DataPlane,
     model: ServedModel,
-    pixel_array: JsonArray | None,
+    pixel_array: _Pixels | None,
     encoded: Sequence[str] | None,
 ) -> tuple[Images, str]:
     """The pixel batch of ``instances`` or of base64 ``images``; the row limit is checked
     before anything is decoded."""
     if pixel_array is not None:
-        plane.check_rows(len(pixel_array), PIXELS)
-        return pixels(numeric_array(pixel_array, PIXELS), PIXELS), PIXELS
+        plane.check_rows(len(pixel_array.array), PIXELS)
+        values = numeric_array(pixel_array.array, PIXELS, text=pixel_array.text)
+        return pixels(values, PIXELS), PIXELS
     assert encoded is not None
     plane.check_rows(len(encoded), "images")
     raw = [decode_base64(text, f"images[{i}]") for i, text in enumerate(encoded)]
@@ -98,7 +109,7 @@ def decode_uploads(files: Sequence[bytes], model: ServedModel, plane: DataPlane)
 
 
 def _labelled_inputs(
-    parsed: LabelledFields, pixel_array: JsonArray | None, plane: DataPlane
+    parsed: LabelledFields, pixel_array: _Pixels | None, plane: DataPlane
 ) -> LossInput:
     """What a labelled request's predictions are: exactly one of logits, probabilities,
     instances or images (then with the model they are for)."""

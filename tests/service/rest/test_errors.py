@@ -65,6 +65,13 @@ PREDICT_CASES = [
         "instances must be a rectangular array",
     ),
     (
+        "ragged with an empty row (numbers fewer than the shape)",
+        {"model": "cifar10", "instances": [[], [1]]},
+        400,
+        "invalid_argument",
+        "instances must be a rectangular array",
+    ),
+    (
         "pixel range",
         {"model": "cifar10", "instances": (np.ones((1, 32, 32, 3)) * 300).tolist()},
         400,
