@@ -51,7 +51,7 @@ def test_every_rest_example_works(tmp_path: Path) -> None:
             )
             assert done.returncode == 0, (command, done.stderr)
             if "/metrics" in command:
-                assert "service_" in done.stdout
+                assert "service_requests_total{" in done.stdout, done.stdout
                 continue
             body = json.loads(done.stdout)
             assert "error" not in body, (command, body)
