@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["GRPC_HEADERS", "LoadResult", "grpc_frame", "h2load", "require"]
+__all__ = ["GRPC_HEADERS", "LoadResult", "grpc_frame", "h2load", "read_log", "require"]
 
 GRPC_HEADERS = {"content-type": "application/grpc", "te": "trailers"}
 
@@ -60,6 +60,24 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(fraction * len(sorted_values)))]
 
 
+def read_log(text: str) -> tuple[list[float], Counter[str]]:
+    """The sorted latencies (ms) of the requests in an h2load log and the statuses of those
+    that were not 2xx, stream errors (``-1``, which h2load also counts as errored) left out.
+
+    The log holds the measured requests only. A request whose response headers came during
+    the warm-up and whose stream closed after it is logged with status 0: h2load counts it as
+    a success but never records its status (``Client::on_header`` ignores headers outside the
+    main phase). It straddles the start of the measurement, so it is left out entirely.
+    """
+    rows = [line.split("\t")[:3] for line in text.splitlines()]
+    measured = [(status, micros) for _, status, micros in rows if status != "0"]
+    latencies = sorted(int(micros) / 1000 for status, micros in measured if status != "-1")
+    statuses = Counter(
+        status for status, _ in measured if status != "-1" and not status.startswith("2")
+    )
+    return latencies, statuses
+
+
 def h2load(
     url: str,
     body: bytes,
@@ -92,14 +110,11 @@ def h2load(
         errored = re.search(r"(\d+) errored, (\d+) timeout", done.stdout)
         if errored is None:
             raise RuntimeError(f"unexpected h2load output:\n{done.stdout}")
-        rows = [line.split("\t")[:3] for line in log_file.read_text().splitlines()]
-    # The log holds the measured requests only (none of the warm-up).
-    latencies = sorted(int(micros) / 1000 for _, _, micros in rows)
-    statuses = Counter(status for _, status, _ in rows if not status.startswith("2"))
+        latencies, statuses = read_log(log_file.read_text())
     failed = sum(statuses.values())
     transport = int(errored.group(1)) + int(errored.group(2))
     return LoadResult(
-        requests=len(rows) - failed,
+        requests=len(latencies) - failed,
         seconds=seconds,
         failed=failed + transport,
         p50_ms=_percentile(latencies, 0.50),
