@@ -5,7 +5,6 @@ the default model; prints a Markdown table."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from bench._cli import load_parser
 from bench._timing import median_ms
 from bench.loadgen import GRPC_HEADERS, h2load, require
 from bench.serving import GRPC_V2, IMAGE, routes
@@ -58,10 +58,7 @@ def measure(pid: int, port: int, body: bytes, concurrency: int, seconds: float):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model-repository", type=Path, default=Path("models"))
-    parser.add_argument("--model", default="cifar10")
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser = load_parser(__doc__, seconds=5.0)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
     require("h2load")

@@ -8,10 +8,9 @@ the best settings per path (write them into ``bench.peer.MLSERVER_BEST`` and its
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import replace
-from pathlib import Path
 
+from bench._cli import load_parser
 from bench.loadgen import require
 from bench.peer import SWEEP, MLServerSettings, running_mlserver
 from bench.serving import IMAGE, Row, drive, routes
@@ -51,10 +50,7 @@ def sweep_table(results: dict[MLServerSettings, dict[str, float]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model-repository", type=Path, default=Path("models"))
-    parser.add_argument("--model", default="cifar10")
-    parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per point")
+    parser = load_parser(__doc__, seconds=3.0)
     parser.add_argument("--repeat", type=int, default=1, help="rounds over the whole grid")
     parser.add_argument("--debug", action="store_true", help="with MLServer's debug mode on")
     args = parser.parse_args()

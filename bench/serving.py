@@ -34,6 +34,7 @@ import numpy as np
 import onnxruntime as ort
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench._cli import counts, load_parser
 from bench.bound import (
     BOUND_CONCURRENCY,
     Bound,
@@ -278,12 +279,8 @@ def bound_table(bounds: list[Bound]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model-repository", type=Path, default=Path("models"))
-    parser.add_argument("--model", default="cifar10")
-    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per point")
-    parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")],
-                        default=[1, 8, 16, 32])  # fmt: skip
+    parser = load_parser(__doc__, seconds=5.0)
+    parser.add_argument("--concurrency", type=counts, default=[1, 8, 16, 32])
     parser.add_argument("--peers", type=lambda s: [p for p in s.split(",") if p],
                         default=list(PEERS), help="comma-separated: MLServer,KServe")  # fmt: skip
     parser.add_argument("--skip-peer", action="store_true", help="leave every peer out")
