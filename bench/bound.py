@@ -143,11 +143,14 @@ def _wait_for_port(process: subprocess.Popen[bytes], port: int, timeout: float =
 
 
 @contextmanager
-def running_null_grpc() -> Iterator[tuple[int, int]]:
-    """The null ``grpc.aio`` server as its own process: (pid, port) when entered."""
+def running_null_grpc(
+    kind: str = "aio", env: dict[str, str] | None = None
+) -> Iterator[tuple[int, int]]:
+    """The null gRPC server of ``kind`` (see :mod:`bench.null_grpc`; default ``grpc.aio``) as
+    its own process: (pid, port) when entered."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "bench.null_grpc", str(port)], cwd=REPO,
-                               preexec_fn=die_with_parent)  # fmt: skip
+    process = subprocess.Popen([sys.executable, "-m", "bench.null_grpc", str(port), kind],
+                               cwd=REPO, preexec_fn=die_with_parent, env=env)  # fmt: skip
     try:
         _wait_for_port(process, port)
         yield process.pid, port

@@ -1,9 +1,13 @@
-"""``python -m bench.null_grpc PORT``: a ``grpc.aio`` server (on uvloop, like the service)
-whose ModelInfer returns a fixed response at once — the cost of the gRPC framework alone."""
+"""``python -m bench.null_grpc PORT [KIND]``: a gRPC server whose ModelInfer returns a fixed
+response at once — the cost of the gRPC framework alone. KIND is ``aio`` (default: ``grpc.aio``
+on uvloop, as the service runs), ``sync-N`` (grpcio's thread-pool server, N threads) or
+``grpclib`` (pure Python on h2, uvloop; needs grpclib on ``PYTHONPATH``, which
+:mod:`bench.grpc_fronts` provides)."""
 
 from __future__ import annotations
 
 import sys
+from concurrent import futures
 from typing import Any
 
 import grpc
@@ -12,28 +16,63 @@ import uvloop
 from service._generated.inference import grpc_predict_v2_pb2 as v2
 
 RESPONSE = v2.ModelInferResponse(model_name="null", model_version="1")
+SERVICE, METHOD = "inference.GRPCInferenceService", "ModelInfer"
 
 
-async def infer(request: v2.ModelInferRequest, context: Any) -> v2.ModelInferResponse:
-    return RESPONSE
-
-
-async def main(port: int) -> None:
-    server = grpc.aio.server()
+def _handlers(infer: Any) -> tuple[grpc.GenericRpcHandler]:
     handler = grpc.unary_unary_rpc_method_handler(
         infer,
         request_deserializer=v2.ModelInferRequest.FromString,
         response_serializer=v2.ModelInferResponse.SerializeToString,
     )
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(
-            "inference.GRPCInferenceService", {"ModelInfer": handler}
-        ),)
-    )  # fmt: skip
+    return (grpc.method_handlers_generic_handler(SERVICE, {METHOD: handler}),)
+
+
+async def serve_aio(port: int) -> None:
+    async def infer(request: v2.ModelInferRequest, context: Any) -> v2.ModelInferResponse:
+        return RESPONSE
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(_handlers(infer))
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     await server.wait_for_termination()
 
 
+def serve_sync(port: int, threads: int) -> None:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads))
+    server.add_generic_rpc_handlers(_handlers(lambda request, context: RESPONSE))
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    server.wait_for_termination()
+
+
+async def serve_grpclib(port: int) -> None:
+    from grpclib.const import Cardinality, Handler  # type: ignore[import-not-found]
+    from grpclib.server import Server  # type: ignore[import-not-found]
+
+    class Null:
+        def __mapping__(self) -> dict[str, Any]:
+            return {f"/{SERVICE}/{METHOD}": Handler(
+                self.infer, Cardinality.UNARY_UNARY, v2.ModelInferRequest, v2.ModelInferResponse
+            )}  # fmt: skip
+
+        async def infer(self, stream: Any) -> None:
+            await stream.recv_message()
+            await stream.send_message(RESPONSE)
+
+    server = Server([Null()])
+    await server.start("127.0.0.1", port)
+    await server.wait_closed()
+
+
 if __name__ == "__main__":
-    uvloop.run(main(int(sys.argv[1])))
+    port, kind = int(sys.argv[1]), (sys.argv[2] if len(sys.argv) > 2 else "aio")
+    if kind == "aio":
+        uvloop.run(serve_aio(port))
+    elif kind == "grpclib":
+        uvloop.run(serve_grpclib(port))
+    elif kind.startswith("sync-"):
+        serve_sync(port, int(kind.removeprefix("sync-")))
+    else:
+        raise SystemExit(f"unknown kind {kind!r}: aio, sync-N or grpclib")
