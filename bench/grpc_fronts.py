@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 from collections import defaultdict
 from datetime import date
 from pathlib import Path
 
+from bench._alternatives import bar_plot, installed
 from bench._cli import counts
 from bench.bound import measure_null_server, running_null_grpc
 from bench.loadgen import GRPC_HEADERS, require
@@ -33,14 +32,8 @@ Sample = tuple[float, float, float, float]
 
 
 def grpclib_env() -> dict[str, str]:
-    """The environment that puts grpclib (installed by pip ``--target``) on the path."""
-    target = HOME / "site"
-    if not (target / "grpclib").exists():
-        print(f"installing {GRPCLIB} into {target} (first run only) ...", flush=True)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target), GRPCLIB],
-            check=True,
-        )
+    """The environment that puts grpclib on the path."""
+    target = installed(HOME, GRPCLIB, "grpclib")
     return dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(target)]))
 
 
@@ -75,27 +68,17 @@ def table(samples: dict[tuple[str, int], list[Sample]]) -> str:
 
 
 def plot(samples: dict[tuple[str, int], list[Sample]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     kinds = list(dict.fromkeys(kind for kind, _ in samples))
     levels = sorted({level for _, level in samples})
-    figure, axis = plt.subplots(figsize=(7, 4))
-    width = 0.8 / len(levels)
-    for i, level in enumerate(levels):
-        values = [statistics.median(s[2] for s in samples[(kind, level)]) for kind in kinds]
-        axis.bar([k + i * width for k in range(len(kinds))], values, width,
-                 label=f"{level} in flight")  # fmt: skip
-    axis.set_xticks([k + 0.4 - width / 2 for k in range(len(kinds))])
-    axis.set_xticklabels(kinds)
-    axis.set_ylabel("server CPU µs a call (median of rounds)")
-    axis.set_title(title, fontsize=8)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    series = {
+        f"{level} in flight": [
+            statistics.median(s[2] for s in samples[(kind, level)]) for kind in kinds
+        ]
+        for level in levels
+    }
+    bar_plot(
+        series, kinds, ylabel="server CPU µs a call (median of rounds)", title=title, path=path
+    )
 
 
 def main() -> None:

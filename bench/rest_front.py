@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
+from bench._alternatives import bar_plot, installed
 from bench._cli import counts, load_parser
 from bench.loadgen import LoadResult, h2load, require
 from bench.serving import IMAGE, routes
@@ -32,15 +33,8 @@ FRONTS = {"uvicorn": None, "granian, 1 runtime thread": "1", "granian, 2 runtime
 
 
 def granian_path() -> Path:
-    """Where granian is installed (by pip ``--target``, for the project's own Python)."""
-    target = HOME / "site"
-    if not (target / "granian").exists():
-        print(f"installing {GRANIAN} into {target} (first run only) ...", flush=True)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target), GRANIAN],
-            check=True,
-        )
-    return target
+    """Where granian is installed."""
+    return installed(HOME, GRANIAN, "granian")
 
 
 @contextmanager
@@ -114,27 +108,17 @@ def _label(path: str, level: int) -> str:
     return f"{first}\n{rest}\n{level} in flight"
 
 
-def plot(results: dict[tuple[str, str, int], list[LoadResult]], fronts: list[str],
-         path: Path, title: str) -> None:  # fmt: skip
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot(
+    results: dict[tuple[str, str, int], list[LoadResult]], fronts: list[str], path: Path, title: str
+) -> None:
     keys = sorted({(p, level) for _, p, level in results})
-    figure, axis = plt.subplots(figsize=(max(8, len(keys) * 1.2), 4.5))
-    width = 0.8 / len(fronts)
-    for i, front in enumerate(fronts):
-        values = [median(results[(front, p, level)], "rps") for p, level in keys]
-        axis.bar([k + i * width for k in range(len(keys))], values, width, label=front)
-    axis.set_xticks([k + 0.4 - width / 2 for k in range(len(keys))])
-    axis.set_xticklabels([_label(p, level) for p, level in keys], fontsize=7)
-    axis.set_ylabel("requests/s (median of rounds)")
-    axis.set_title(title, fontsize=8)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    series = {
+        front: [median(results[(front, p, level)], "rps") for p, level in keys] for front in fronts
+    }
+    labels = [_label(p, level) for p, level in keys]
+    bar_plot(
+        series, labels, ylabel="requests/s (median of rounds)", title=title, path=path, label_size=7
+    )
 
 
 def main() -> None:
