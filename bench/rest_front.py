@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +23,7 @@ from bench._alternatives import bar_plot, installed
 from bench._cli import counts, load_parser
 from bench.loadgen import LoadResult, h2load, require
 from bench.serving import IMAGE, routes
-from service.launcher import REPO, free_port, stop_process, wait_until_ready
+from service.launcher import REPO, running_service
 
 HOME = REPO / ".bench" / "granian"
 GRANIAN = "granian==2.8.9"
@@ -38,29 +36,16 @@ def granian_path() -> Path:
 
 
 @contextmanager
-def serving(front: str, repository: Path, model: str) -> Iterator[str]:
+def serving(front: str, repository: Path) -> Iterator[str]:
     """The service with ``front`` in front of REST, ready when entered: its base URL."""
-    http_port, grpc_port = free_port(), free_port()
     threads = FRONTS[front]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    program = ["-m", "service"]
-    if threads is not None:
-        env.update(PYTHONPATH=str(granian_path()), GRANIAN_RUNTIME_THREADS=threads)
-        program = ["-m", "bench._granian_front"]
-    log = HOME / f"{front.split(',')[0]}.log"
-    HOME.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as output:
-        process = subprocess.Popen(
-            [sys.executable, *program, "--model-repository", str(repository), "--device", "cpu",
-             "--http-port", str(http_port), "--grpc-port", str(grpc_port), "--die-with-parent"],
-            cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{http_port}"
-        try:
-            wait_until_ready(process, f"{url}/v2/models/{model}/ready", 120, lambda: f"log: {log}")
-            yield url
-        finally:
-            stop_process(process)
+    if threads is None:
+        launched = running_service(repository)
+    else:
+        env = {"PYTHONPATH": str(granian_path()), "GRANIAN_RUNTIME_THREADS": threads}
+        launched = running_service(repository, module="bench._granian_front", env=env)
+    with launched as service:
+        yield service.url
 
 
 def run(args: argparse.Namespace) -> dict[tuple[str, str, int], list[LoadResult]]:
@@ -68,7 +53,7 @@ def run(args: argparse.Namespace) -> dict[tuple[str, str, int], list[LoadResult]
     results: dict[tuple[str, str, int], list[LoadResult]] = defaultdict(list)
     for round_ in range(args.rounds):
         for front in args.fronts:
-            with serving(front, args.model_repository, args.model) as url:
+            with serving(front, args.model_repository) as url:
                 for path in paths:
                     for level in args.concurrency:
                         result = h2load(

@@ -110,8 +110,8 @@ def stop_process(process: subprocess.Popen[Any], timeout: float = 30.0) -> None:
         process.wait()
 
 
-def _command(repository: Path, extra: tuple[str, ...]) -> list[str]:
-    return [sys.executable, "-m", "service", "--model-repository", str(repository), *extra]
+def _command(repository: Path, extra: tuple[str, ...], module: str = "service") -> list[str]:
+    return [sys.executable, "-m", module, "--model-repository", str(repository), *extra]
 
 
 @contextmanager
@@ -123,6 +123,8 @@ def running_service(
     grpc_port: int | None = None,
     ca_file: Path | None = None,
     client_cert: tuple[Path, Path] | None = None,
+    module: str = "service",
+    env: dict[str, str] | None = None,
 ) -> Iterator[RunningService]:
     """The service on ``repository`` with the flags ``extra``, on the given loopback ports or
     free ones: ready when entered, stopped with SIGTERM (SIGKILL after 30 s) and reaped on
@@ -130,7 +132,10 @@ def running_service(
 
     A service started with TLS (``--tls-cert-file`` …) is waited for over HTTPS: give the CA
     that signed its certificate as ``ca_file``, and with mutual TLS a client certificate and
-    its key as ``client_cert``."""
+    its key as ``client_cert``.
+
+    ``module`` is what ``python -m`` runs (a benchmark's variant of the service takes the same
+    flags); ``env`` is added to this process's environment."""
     http_port, grpc_port = http_port or free_port(), grpc_port or free_port()
     ports = ["--http-port", str(http_port), "--grpc-port", str(grpc_port), "--device", "cpu",
              "--die-with-parent"]  # fmt: skip
@@ -140,8 +145,9 @@ def running_service(
     # engine threads, restarted in the child, abort on the file descriptors they lost). The
     # service asks for its parent-death signal itself (--die-with-parent).
     process = subprocess.Popen(
-        _command(repository, (*ports, *extra)), cwd=REPO, stdout=output, stderr=subprocess.STDOUT,
-        text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        _command(repository, (*ports, *extra), module), cwd=REPO, stdout=output,
+        stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     context = None
     if ca_file is not None or client_cert is not None:
