@@ -43,7 +43,7 @@ async def start_dataplane(settings: Settings, plan: ThreadPlan) -> DataPlane:
     config = ModelProcessConfig(
         settings.device, plan.intra_op_threads, settings.log_level, settings.log_format
     )
-    executor = await Executor.start(config, plan)
+    executor = await Executor.start(config, plan, lone_runs=settings.lone_runs)
     telemetry = Telemetry()
     repository = ModelRepository()
     manager = ModelManager(

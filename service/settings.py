@@ -76,6 +76,11 @@ class Settings(BaseSettings, BatchingOptions):
         0, ge=0, le=1024, description="Threads per serving process for decoding large requests "
         "and loss math; 0 = 1.",
     )  # fmt: skip
+    lone_runs: bool = Field(
+        True, description="Run a request for one image on the serving process's own copy of "
+        "the model (CPU only) when nothing else is queued or running, skipping the hop to a "
+        "model process; off: every run takes the hop (the copy is not loaded).",
+    )  # fmt: skip
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Logging level of the service and of uvicorn."
     )

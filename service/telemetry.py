@@ -35,6 +35,7 @@ class ModelMetrics:
         self._wait = telemetry.queue_wait.labels(model, version)
         self._rows = telemetry.batch_size.labels(model, version)
         self._run = telemetry.run_time.labels(model, version)
+        self._lone = telemetry.lone_runs.labels(model, version)
 
     def queue_depth(self, waiting: int) -> None:
         self._depth.set(waiting)
@@ -42,10 +43,12 @@ class ModelMetrics:
     def rejected(self) -> None:
         self._rejected.inc()
 
-    def dispatched(self, waits: Sequence[float], rows: int) -> None:
+    def dispatched(self, waits: Sequence[float], rows: int, lone: bool) -> None:
         for wait in waits:
             self._wait.observe(wait)
         self._rows.observe(rows)
+        if lone:
+            self._lone.inc()
 
     def finished(self, waits: Sequence[float], rows: int, times: RunTimes | None) -> None:
         if times is not None:
@@ -77,6 +80,13 @@ class Telemetry:
             "Rows (images) per model run, after dynamic batching.",
             model,
             buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.lone_runs = Counter(
+            "service_inference_lone_runs",
+            "Model runs of a lone request that the serving process did itself, without the hop "
+            "to a model process (--lone-runs).",
+            model,
             registry=self.registry,
         )
         self.run_time = Histogram(

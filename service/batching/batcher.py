@@ -3,8 +3,12 @@
 Requests wait in a bounded FIFO queue. A batch leaves when a run slot is free and either the
 queue holds a full batch of rows, or the oldest request has waited ``max_queue_delay``, or the
 batcher is closing. With no delay (the default) a lone request never waits: batches form from what
-queues up while every slot is busy. A request larger than the batch size runs alone; order is
-kept. The design answers the peers' known bugs: the wait window is measured from the oldest
+queues up while every slot is busy. A request alone in the batcher may instead *run lone*
+(``run_lone``: where it is, without the hop to a model process): one loop turn later, so that
+requests ready in the same turn join it in a batch instead, and only if no request arrived while
+another was queued or running for :data:`LONE_QUIET_SECONDS` (under concurrency, requests that
+look alone between batches go on to the model processes). A request larger than the batch size
+runs alone; order is kept. The design answers the peers' known bugs: the wait window is measured from the oldest
 request's arrival (not shortened cumulatively), a cancelled or expired request leaves the queue
 without touching its neighbours, a full queue refuses at once instead of blocking, a run must
 return one result per request, and a failed run fails only its own batch. Each request names
@@ -37,6 +41,9 @@ __all__ = ["DynamicBatcher", "RunBatch"]
 
 log = logging.getLogger(__name__)
 
+LONE_QUIET_SECONDS = 1.0
+"""A request may run lone only if no two requests were in the batcher at once for this long."""
+
 Request = TypeVar("Request")
 Result = TypeVar("Result")
 
@@ -61,6 +68,8 @@ class _Item(Generic[Request, Result]):
 RunBatch = Callable[[list[Request]], "asyncio.Future[tuple[list[Result], RunTimes]]"]
 """Starts a model run on the requests of one batch, in order; its future gives one result per
 request and where the run's time went."""
+RunLone = Callable[[list[Request]], "asyncio.Future[tuple[list[Result], RunTimes]] | None"]
+"""Runs a lone request at once where it is (its finished future), or declines (``None``)."""
 
 
 class DynamicBatcher(Generic[Request, Result]):
@@ -76,9 +85,14 @@ class DynamicBatcher(Generic[Request, Result]):
         slots: int,
         options: BatchingOptions,
         observer: BatchObserver,
+        run_lone: RunLone[Request, Result] | None = None,
     ) -> None:
         self.name = name
         self._run = run
+        self._run_lone = run_lone
+        self._lone_turn: asyncio.Handle | None = None
+        self._overlapped = -LONE_QUIET_SECONDS
+        """When a request last arrived while another was queued or running (monotonic s)."""
         self._max_rows = options.max_batch_size if options.batching else 0
         self._delay = options.max_queue_delay_ms / 1000 if options.batching else 0.0
         self._lanes = LaneShares(options.max_queue_size)
@@ -125,6 +139,8 @@ class DynamicBatcher(Generic[Request, Result]):
             raise UnavailableError(f"model {self.name} is shutting down")
         self.check_room(lane)
         now = self.last_submit = time.monotonic()
+        if self._waiting or self._running:
+            self._overlapped = now
         loop = asyncio.get_running_loop()
         item: _Item[Request, Result] = _Item(request, rows, loop.create_future(), now, lane)
         self._queue.append(item)
@@ -203,9 +219,30 @@ class DynamicBatcher(Generic[Request, Result]):
             if not (full or self._closing or self._delay == 0 or time.monotonic() >= due):
                 self._arm(due)
                 return
+            if self._lone_candidate():
+                if self._lone_turn is None:  # give requests ready in this turn a chance to join
+                    self._lone_turn = asyncio.get_running_loop().call_soon(self._lone)
+                return
             self._start(self._take())
         if self._closing and self._idle is not None and not (self._running or self._waiting):
             self._idle.set()
+
+    def _lone_candidate(self) -> bool:
+        """One request queued and none running: it may run lone (:data:`RunLone`)."""
+        return (
+            self._run_lone is not None
+            and self._waiting == 1
+            and self._running == 0
+            and not self._closing
+            and time.monotonic() - self._overlapped >= LONE_QUIET_SECONDS
+        )
+
+    def _lone(self) -> None:
+        """One loop turn after a request found itself alone: run it lone if it still is."""
+        self._lone_turn = None
+        if self._lone_candidate():
+            self._start(self._take(), lone=True)
+        self._schedule()
 
     def _arm(self, due: float) -> None:
         if self._timer is not None and self._timer_due <= due:
@@ -234,7 +271,7 @@ class DynamicBatcher(Generic[Request, Result]):
             rows += item.rows
         return batch
 
-    def _start(self, batch: list[_Item[Request, Result]]) -> None:
+    def _start(self, batch: list[_Item[Request, Result]], *, lone: bool = False) -> None:
         now = time.monotonic()
         waits = []
         for item in batch:
@@ -247,10 +284,13 @@ class DynamicBatcher(Generic[Request, Result]):
         rows = sum(item.rows for item in batch)
         self._waiting -= len(batch)
         self._waiting_rows -= rows
-        self._observer.dispatched(waits, rows)
-        self._observer.queue_depth(self._waiting)
         self._running += 1
-        future = self._run([item.request for item in batch])
+        requests = [item.request for item in batch]
+        future = self._run_lone(requests) if lone and self._run_lone is not None else None
+        self._observer.dispatched(waits, rows, future is not None)
+        self._observer.queue_depth(self._waiting)
+        if future is None:
+            future = self._run(requests)
         future.add_done_callback(partial(self._finish, batch))
 
     def _finish(

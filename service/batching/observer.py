@@ -32,8 +32,9 @@ class BatchObserver(Protocol):
     def rejected(self) -> None:
         """A request was refused: the queue was full."""
 
-    def dispatched(self, waits: Sequence[float], rows: int) -> None:
-        """A batch left the queue: each request's wait (s) and the batch's rows."""
+    def dispatched(self, waits: Sequence[float], rows: int, lone: bool) -> None:
+        """A batch left the queue: each request's wait (s), the batch's rows, and whether it
+        ran lone (in the serving process, without the hop to a model process)."""
 
     def finished(self, waits: Sequence[float], rows: int, times: RunTimes | None) -> None:
         """A batch's run ended: ``times`` of the run, or ``None`` when it failed."""
@@ -53,9 +54,9 @@ class Observers:
         for observer in self._observers:
             observer.rejected()
 
-    def dispatched(self, waits: Sequence[float], rows: int) -> None:
+    def dispatched(self, waits: Sequence[float], rows: int, lone: bool) -> None:
         for observer in self._observers:
-            observer.dispatched(waits, rows)
+            observer.dispatched(waits, rows, lone)
 
     def finished(self, waits: Sequence[float], rows: int, times: RunTimes | None) -> None:
         for observer in self._observers:

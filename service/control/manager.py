@@ -274,6 +274,7 @@ class ModelManager:
             self._executor.slots,
             spec.batching,
             Observers(self._telemetry.batching(name, version), statistics),
+            partial(self._executor.run_lone, instance),
         )
         self._batchers[instance] = batcher
         model.failed.pop(version, None)

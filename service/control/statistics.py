@@ -67,7 +67,7 @@ class VersionStatistics:
     def rejected(self) -> None:
         self._fail.add(1, 0.0)
 
-    def dispatched(self, waits: Sequence[float], rows: int) -> None:
+    def dispatched(self, waits: Sequence[float], rows: int, lone: bool) -> None:
         pass
 
     def finished(self, waits: Sequence[float], rows: int, times: RunTimes | None) -> None:

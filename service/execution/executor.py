@@ -1,7 +1,8 @@
 """The executor the data plane owns: every piece of the service's CPU work runs here.
 
-Model runs go to the model processes, one batch each at a time; decoding large requests and
-loss math go to a small pool of threads in the serving process.
+Model runs go to the model processes, one batch each at a time, except a lone run, which the
+serving process does itself on its own copy of the model (:mod:`service.execution.lone`);
+decoding large requests and loss math go to a small pool of threads in the serving process.
 """
 
 from __future__ import annotations
@@ -15,10 +16,20 @@ from typing import ParamSpec, TypeVar
 
 from service.batching import RunTimes
 from service.errors import ModelLoadError, UnavailableError
+from service.execution.lone import LONE_ROWS, LoneModels
 from service.execution.model_process import LoadOrder, ModelProcess, ModelProcessConfig
 from service.execution.plan import ThreadPlan
-from service.execution.runs import Batch, BatchOutput, ModelCall, ModelOutput, pack, unpack
+from service.execution.runs import (
+    Batch,
+    BatchOutput,
+    ModelCall,
+    ModelOutput,
+    pack,
+    run_batch,
+    unpack,
+)
 from service.repository import ServedModel
+from service.repository._runtime import CPU
 
 __all__ = ["Executor"]
 
@@ -31,23 +42,29 @@ BatchResult = tuple[list[ModelOutput], RunTimes]
 class Executor:
     """Model processes for model runs, threads for the rest (see the module docstring)."""
 
-    def __init__(self, processes: list[ModelProcess], threads: int) -> None:
+    def __init__(
+        self, processes: list[ModelProcess], threads: int, lone: LoneModels | None = None
+    ) -> None:
         self._processes = processes
+        self._lone = lone
         self._waiting: deque[tuple[int, list[ModelCall], asyncio.Future[BatchResult]]] = deque()
         """Runs waiting for an idle process: the batchers of several versions share them."""
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cpu")
 
     @classmethod
-    async def start(cls, config: ModelProcessConfig, plan: ThreadPlan) -> Executor:
-        """Start the model processes (empty: :meth:`load` gives them models). Raises
-        :class:`~service.errors.ModelLoadError` if any cannot start."""
+    async def start(
+        cls, config: ModelProcessConfig, plan: ThreadPlan, *, lone_runs: bool = True
+    ) -> Executor:
+        """Start the model processes (empty: :meth:`load` gives them models), with a copy of
+        each model in this process for lone runs when ``lone_runs``. Raises
+        :class:`~service.errors.ModelLoadError` if any process cannot start."""
         processes = [ModelProcess(config) for _ in range(plan.model_processes)]
         try:
             await asyncio.gather(*(process.start() for process in processes))
         except BaseException:
             await asyncio.gather(*(process.stop() for process in processes))
             raise
-        return cls(processes, plan.executor_threads)
+        return cls(processes, plan.executor_threads, LoneModels() if lone_runs else None)
 
     @property
     def slots(self) -> int:
@@ -78,10 +95,14 @@ class Executor:
             raise ModelLoadError(f"{order.path}: {failures[0]}") from failures[0]
         spec = outcomes[0]
         assert isinstance(spec, ServedModel)
+        if self._lone is not None and spec.provider == CPU:  # not beside a GPU's session
+            await self.run(self._lone.load, order)
         return spec
 
     async def unload(self, instance: int) -> None:
         """Drop ``instance`` from every model process (none of its batches may be running)."""
+        if self._lone is not None:
+            self._lone.unload(instance)
         await asyncio.gather(
             *(process.unload(instance) for process in self._processes), return_exceptions=True
         )
@@ -93,6 +114,31 @@ class Executor:
         future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
         self._waiting.append((instance, calls, future))
         self._dispatch()
+        return future
+
+    def run_lone(self, instance: int, calls: list[ModelCall]) -> asyncio.Future[BatchResult] | None:
+        """Run ``calls`` at once on this process's copy of the model, if they are a lone run
+        (one call of at most :data:`LONE_ROWS` rows, while no model process has a run and none
+        waits); its finished future, or ``None`` if they are not (or there is no copy)."""
+        if (
+            self._lone is None
+            or len(calls) != 1
+            or len(calls[0].images) > LONE_ROWS
+            or self._waiting
+            or not all(p.idle for p in self._processes)
+        ):
+            return None
+        model = self._lone.get(instance)
+        if model is None:
+            return None
+        future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
+        batch = pack(calls)
+        try:
+            output = run_batch(model, batch)
+        except Exception as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result((unpack(batch, output), output.times))
         return future
 
     def _dispatch(self) -> None:

@@ -162,10 +162,12 @@ def load_model(
     batching: BatchingOptions,
     *,
     data: bytes | None = None,
+    announce: bool = True,
 ) -> LoadedModel:
     """Open ``path`` (or the ONNX bytes ``data`` read from it elsewhere) with onnxruntime, read
     its specs and metadata, and run one warm-up inference. Any problem is a
-    :class:`ModelLoadError` naming the file."""
+    :class:`ModelLoadError` naming the file. ``announce``: log the loaded model at info level
+    (a second copy of a model logs at debug level)."""
     try:
         session = ort.InferenceSession(
             str(path) if data is None else data, options, providers=providers
@@ -196,7 +198,8 @@ def load_model(
     if warm.ndim != 2:
         raise ModelLoadError(f"{path}: output {output_spec.name!r} must be [N, classes]")
     spec = replace(spec, class_names=_class_names(metadata, warm.shape[1], path))
-    log.info(
+    log.log(
+        logging.INFO if announce else logging.DEBUG,
         "loaded %s version %d from %s on %s (%s %s -> %s, %d classes)",
         name, version, path, spec.provider, input_spec.name, list(input_spec.shape),
         output_spec.name, spec.num_classes,

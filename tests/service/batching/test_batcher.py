@@ -29,6 +29,7 @@ class Observer:
         self.rejections = 0
         self.batches: list[tuple[int, list[float]]] = []
         self.runs: list[float] = []
+        self.lone: list[bool] = []
 
     def queue_depth(self, waiting: int) -> None:
         self.depths.append(waiting)
@@ -36,8 +37,9 @@ class Observer:
     def rejected(self) -> None:
         self.rejections += 1
 
-    def dispatched(self, waits: Sequence[float], rows: int) -> None:
+    def dispatched(self, waits: Sequence[float], rows: int, lone: bool) -> None:
         self.batches.append((rows, list(waits)))
+        self.lone.append(lone)
 
     def finished(self, waits: Sequence[float], rows: int, times: RunTimes | None) -> None:
         if times is not None:

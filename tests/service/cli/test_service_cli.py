@@ -307,7 +307,7 @@ def test_a_stuck_model_process_cannot_keep_the_service_alive(tmp_path: Path) -> 
             stuck = pool.submit(
                 httpx.post,
                 f"{service.url}/predict",
-                json={"instances": np.zeros((1, 32, 32, 3)).tolist()},
+                json={"instances": np.zeros((2, 32, 32, 3)).tolist()},  # two: never a lone run
                 timeout=60,
             )
             time.sleep(0.5)
