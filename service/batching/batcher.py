@@ -1,20 +1,19 @@
 """A per-model dynamic batcher: concurrent requests coalesced into one model run.
 
-Requests wait in a bounded FIFO queue. A batch leaves when a run slot is free and either the
-queue holds a full batch of rows, or the oldest request has waited ``max_queue_delay``, or the
-batcher is closing. With no delay (the default) a lone request never waits: batches form from what
-queues up while every slot is busy. A request alone in the batcher may instead *run lone*
-(``run_lone``: where it is, without the hop to a model process): one loop turn later, so that
-requests ready in the same turn join it in a batch instead, and only if no request arrived while
-another was queued or running for :data:`LONE_QUIET_SECONDS` (under concurrency, requests that
-look alone between batches go on to the model processes). A request larger than the batch size
-runs alone; order is kept. The design answers the peers' known bugs: the wait window is measured from the oldest
+Requests wait in a bounded FIFO queue. A batch leaves when a run slot is free and either the queue
+holds a full batch of rows, or the oldest request has waited ``max_queue_delay``, or the batcher is
+closing. With no delay (the default) a lone request never waits: batches form from what queues up
+while every slot is busy. A request alone in the batcher may instead *run lone* (``run_lone``:
+where it is, without the hop to a model process): one loop turn later, so that requests ready in
+the same turn join it in a batch instead, and only if no request arrived while another was queued
+or running for :data:`LONE_QUIET_SECONDS` (under concurrency, requests that look alone between
+batches go on to the model processes). A request larger than the batch size runs alone; order is
+kept. The design answers the peers' known bugs: the wait window is measured from the oldest
 request's arrival (not shortened cumulatively), a cancelled or expired request leaves the queue
 without touching its neighbours, a full queue refuses at once instead of blocking, a run must
-return one result per request, and a failed run fails only its own batch. Each request names
-its *lane* (the transport it came in on): when several lanes are active, each keeps a fair
-share of the queue (:mod:`service.batching.lanes`), so that one transport's flood cannot shut
-another out.
+return one result per request, and a failed run fails only its own batch. Each request names its
+*lane* (the transport it came in on): when several lanes are active, each keeps a fair share of the
+queue (:mod:`service.batching.lanes`), so that one transport's flood cannot shut another out.
 """
 
 from __future__ import annotations
