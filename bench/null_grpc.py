@@ -2,7 +2,10 @@
 response at once — the cost of the gRPC framework alone. KIND is ``aio`` (default: ``grpc.aio``
 on uvloop, as the service runs), ``sync-N`` (grpcio's thread-pool server, N threads) or
 ``grpclib`` (pure Python on h2, uvloop; needs grpclib on ``PYTHONPATH``, which
-:mod:`bench.grpc_fronts` provides)."""
+:mod:`bench.grpc_fronts` provides). KIND ``model:FILE`` is the one that is not null: a
+``grpc.aio`` server that runs the ONNX model ``FILE`` in its handler, on the event loop, and
+answers its logits and probabilities — the least a Python gRPC front can do for one request
+(:mod:`bench.lone_request`)."""
 
 from __future__ import annotations
 
@@ -31,6 +34,34 @@ def _handlers(infer: Any) -> tuple[grpc.GenericRpcHandler]:
 async def serve_aio(port: int) -> None:
     async def infer(request: v2.ModelInferRequest, context: Any) -> v2.ModelInferResponse:
         return RESPONSE
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(_handlers(infer))
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    await server.wait_for_termination()
+
+
+async def serve_model(port: int, path: str) -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+
+    async def infer(request: v2.ModelInferRequest, context: Any) -> v2.ModelInferResponse:
+        shape = tuple(request.inputs[0].shape)
+        pixels = np.frombuffer(request.raw_input_contents[0], np.uint8).reshape(shape)
+        (logits,) = session.run(None, {name: pixels.astype(np.float32)})
+        scores = np.exp(logits - logits.max(axis=1, keepdims=True))
+        scores /= scores.sum(axis=1, keepdims=True)
+        response = v2.ModelInferResponse(model_name=request.model_name, model_version="1")
+        for output, values in (("logits", logits), ("probabilities", scores)):
+            response.outputs.add(name=output, datatype="FP32", shape=list(values.shape))
+            response.raw_output_contents.append(values.tobytes())
+        return response
 
     server = grpc.aio.server()
     server.add_generic_rpc_handlers(_handlers(infer))
@@ -72,7 +103,9 @@ if __name__ == "__main__":
         uvloop.run(serve_aio(port))
     elif kind == "grpclib":
         uvloop.run(serve_grpclib(port))
+    elif kind.startswith("model:"):
+        uvloop.run(serve_model(port, kind.removeprefix("model:")))
     elif kind.startswith("sync-"):
         serve_sync(port, int(kind.removeprefix("sync-")))
     else:
-        raise SystemExit(f"unknown kind {kind!r}: aio, sync-N or grpclib")
+        raise SystemExit(f"unknown kind {kind!r}: aio, sync-N, grpclib or model:FILE")
