@@ -31,15 +31,20 @@ def _handlers(infer: Any) -> tuple[grpc.GenericRpcHandler]:
     return (grpc.method_handlers_generic_handler(SERVICE, {METHOD: handler}),)
 
 
-async def serve_aio(port: int) -> None:
-    async def infer(request: v2.ModelInferRequest, context: Any) -> v2.ModelInferResponse:
-        return RESPONSE
-
+async def _serve_on_aio(port: int, infer: Any) -> None:
+    """A ``grpc.aio`` server whose ModelInfer is ``infer``, until it is stopped."""
     server = grpc.aio.server()
     server.add_generic_rpc_handlers(_handlers(infer))
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     await server.wait_for_termination()
+
+
+async def serve_aio(port: int) -> None:
+    async def infer(request: v2.ModelInferRequest, context: Any) -> v2.ModelInferResponse:
+        return RESPONSE
+
+    await _serve_on_aio(port, infer)
 
 
 async def serve_model(port: int, path: str) -> None:
@@ -63,11 +68,7 @@ async def serve_model(port: int, path: str) -> None:
             response.raw_output_contents.append(values.tobytes())
         return response
 
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers(_handlers(infer))
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    await server.wait_for_termination()
+    await _serve_on_aio(port, infer)
 
 
 def serve_sync(port: int, threads: int) -> None:
