@@ -10,12 +10,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 
 __all__ = [
     "QUICKSTART_LIKE_LAYERS",
     "copy_model",
     "first_model",
     "model_repository",
+    "one_thread_session",
     "write_synthetic_model",
 ]
 
@@ -102,3 +104,11 @@ def model_repository(
     with tempfile.TemporaryDirectory(prefix="bench-models-") as scratch:
         write_synthetic_model(Path(scratch) / "synthetic" / "1" / "model.onnx", layers=layers)
         yield Path(scratch), "synthetic"
+
+
+def one_thread_session(model_file: Path) -> ort.InferenceSession:
+    """onnxruntime on ``model_file`` with one intra-op and one inter-op thread, on the CPU: the
+    model alone, as the baselines time it."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])

@@ -28,8 +28,8 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
+from bench._models import one_thread_session
 from bench._timing import median_ms
 from bench.loadgen import LoadResult, h2load
 from service.launcher import REPO, free_port, stop_process, wait_until_ready
@@ -115,10 +115,7 @@ def measure_null_server(
 def model_us_per_image(model_file: Path) -> float:
     """Median microseconds per image through onnxruntime alone, one thread: the better of one
     image a run and 32 a run (batching saves a little per image)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+    session = one_thread_session(model_file)
     name = session.get_inputs()[0].name
     costs = []
     for size, runs in ((1, 500), (32, 40)):

@@ -14,9 +14,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from bench._cli import load_parser
+from bench._models import one_thread_session
 from bench._timing import median_ms
 from bench.loadgen import GRPC_HEADERS, h2load, require
 from bench.serving import GRPC_V2, IMAGE, routes
@@ -76,12 +76,7 @@ def main() -> None:
         rows.append(("null grpc.aio server", result.rps, usage, load))
     finally:
         stop_process(null)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(
-        str(args.model_repository / args.model / "1" / "model.onnx"), options,
-        providers=["CPUExecutionProvider"],
-    )  # fmt: skip
+    session = one_thread_session(args.model_repository / args.model / "1" / "model.onnx")
     image = np.zeros((1, 32, 32, 3), np.float32)
     onnx_us = 1e3 * median_ms(lambda: session.run(None, {session.get_inputs()[0].name: image}), 500)
     print(f"V2 gRPC, {args.concurrency} in flight, {args.seconds:g} s; CPU microseconds per "

@@ -10,17 +10,18 @@ Markdown table of median p50s (``runs/bench/lone_request.md``).
 from __future__ import annotations
 
 import statistics
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from bench._cli import load_parser
+from bench._models import one_thread_session
+from bench._timing import median_ms
 from bench.bound import running_null_grpc
 from bench.loadgen import GRPC_HEADERS, h2load, require
 from bench.serving import GRPC_V2, IMAGE, routes
@@ -32,16 +33,9 @@ Server = Callable[[], AbstractContextManager[int]]
 
 def in_process_ms(model_file: Path, runs: int = 2000) -> float:
     """Median milliseconds of one image through onnxruntime on one thread, hot."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+    session = one_thread_session(model_file)
     feed = {session.get_inputs()[0].name: np.zeros((1, 32, 32, 3), np.float32)}
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        session.run(None, feed)
-        times.append(time.perf_counter() - started)
-    return 1e3 * statistics.median(times)
+    return median_ms(partial(session.run, None, feed), runs)
 
 
 def servers(repository: Path, model_file: Path) -> dict[str, Server]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from concurrent import futures
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -49,11 +50,10 @@ async def serve_aio(port: int) -> None:
 
 async def serve_model(port: int, path: str) -> None:
     import numpy as np
-    import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    from bench._models import one_thread_session
+
+    session = one_thread_session(Path(path))
     name = session.get_inputs()[0].name
 
     async def infer(request: v2.ModelInferRequest, context: Any) -> v2.ModelInferResponse:
