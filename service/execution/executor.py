@@ -29,7 +29,7 @@ from service.execution.runs import (
     unpack,
 )
 from service.repository import ServedModel
-from service.repository._runtime import CPU
+from service.repository._runtime import CPU, providers_for
 
 __all__ = ["Executor"]
 
@@ -56,15 +56,18 @@ class Executor:
         cls, config: ModelProcessConfig, plan: ThreadPlan, *, lone_runs: bool = True
     ) -> Executor:
         """Start the model processes (empty: :meth:`load` gives them models), with a copy of
-        each model in this process for lone runs when ``lone_runs``. Raises
-        :class:`~service.errors.ModelLoadError` if any process cannot start."""
+        each model in this process for lone runs when ``lone_runs`` and the models run on the
+        CPU (none beside a GPU's session). Raises :class:`~service.errors.ModelLoadError` if any
+        process cannot start."""
         processes = [ModelProcess(config) for _ in range(plan.model_processes)]
         try:
             await asyncio.gather(*(process.start() for process in processes))
         except BaseException:
             await asyncio.gather(*(process.stop() for process in processes))
             raise
-        return cls(processes, plan.executor_threads, LoneModels() if lone_runs else None)
+        on_cpu = providers_for(config.device)[0] == CPU  # the processes started: it resolves
+        lone = LoneModels() if lone_runs and on_cpu else None
+        return cls(processes, plan.executor_threads, lone)
 
     @property
     def slots(self) -> int:
@@ -82,11 +85,14 @@ class Executor:
             process.on_exit = callback
 
     async def load(self, order: LoadOrder) -> ServedModel:
-        """Load ``order`` in every model process; its spec. If any process cannot, the others
-        drop it again and :class:`~service.errors.ModelLoadError` says why."""
+        """Load ``order`` in every model process, and its copy for lone runs at the same time;
+        its spec. If any process cannot, the others drop it again and
+        :class:`~service.errors.ModelLoadError` says why."""
+        copy = [] if self._lone is None else [self.run(self._lone.load, order)]
         outcomes = await asyncio.gather(
-            *(process.load(order) for process in self._processes), return_exceptions=True
+            *(process.load(order) for process in self._processes), *copy, return_exceptions=True
         )
+        outcomes = outcomes[: len(self._processes)]  # the copy's load reports its own failure
         failures = [o for o in outcomes if isinstance(o, BaseException)]
         if failures:
             await self.unload(order.instance)
@@ -95,8 +101,6 @@ class Executor:
             raise ModelLoadError(f"{order.path}: {failures[0]}") from failures[0]
         spec = outcomes[0]
         assert isinstance(spec, ServedModel)
-        if self._lone is not None and spec.provider == CPU:  # not beside a GPU's session
-            await self.run(self._lone.load, order)
         return spec
 
     async def unload(self, instance: int) -> None:
