@@ -2,10 +2,11 @@
 
 Requests wait in a bounded FIFO queue. A batch leaves when a run slot is free and either the queue
 holds a full batch of rows, or the oldest request has waited ``max_queue_delay``, or the batcher is
-closing. With no delay (the default) a lone request never waits: batches form from what queues up
-while every slot is busy. A request alone in the batcher may instead *run lone* (``run_lone``:
-where it is, without the hop to a model process): one loop turn later, so that requests ready in
-the same turn join it in a batch instead, and only if no request arrived while another was queued
+closing. With no delay (the default) a request waits for no timer: a batch that is not full leaves
+one event-loop turn after it could, so that requests ready in the same turn (a burst the transports
+read at once) join it, and batches also form from what queues up while every slot is busy. A
+request alone in the batcher may instead *run lone* (``run_lone``: where it is, without the hop to
+a model process), at the end of that turn, and only if no request arrived while another was queued
 or running for :data:`LONE_QUIET_SECONDS` (under concurrency, requests that look alone between
 batches go on to the model processes). A request larger than the batch size runs alone; order is
 kept. The design answers the peers' known bugs: the wait window is measured from the oldest
@@ -13,8 +14,7 @@ request's arrival (not shortened cumulatively), a cancelled or expired request l
 without touching its neighbours, a full queue refuses at once instead of blocking, a run must
 return one result per request, and a failed run fails only its own batch. Each request names its
 *lane* (the transport it came in on): when several lanes are active, each keeps a fair share of the
-queue (:mod:`service.batching.lanes`), so that one transport's flood cannot shut another out.
-"""
+queue (:mod:`service.batching.lanes`), so that one transport's flood cannot shut another out."""
 
 from __future__ import annotations
 
@@ -89,7 +89,9 @@ class DynamicBatcher(Generic[Request, Result]):
         self.name = name
         self._run = run
         self._run_lone = run_lone
-        self._lone_turn: asyncio.Handle | None = None
+        self._turn: asyncio.Handle | None = None
+        self._turn_over = False
+        """Set while the deferred turn dispatches: what is queued then leaves at once."""
         self._overlapped = -LONE_QUIET_SECONDS
         """When a request last arrived while another was queued or running (monotonic s)."""
         self._max_rows = options.max_batch_size if options.batching else 0
@@ -218,9 +220,10 @@ class DynamicBatcher(Generic[Request, Result]):
             if not (full or self._closing or self._delay == 0 or time.monotonic() >= due):
                 self._arm(due)
                 return
-            if self._lone_candidate():
-                if self._lone_turn is None:  # give requests ready in this turn a chance to join
-                    self._lone_turn = asyncio.get_running_loop().call_soon(self._lone)
+            deferred = self._lone_candidate() or not (full or self._closing or self._delay)
+            if deferred and not self._turn_over:
+                if self._turn is None:  # give requests ready in this turn a chance to join
+                    self._turn = asyncio.get_running_loop().call_soon(self._end_of_turn)
                 return
             self._start(self._take())
         if self._closing and self._idle is not None and not (self._running or self._waiting):
@@ -236,12 +239,17 @@ class DynamicBatcher(Generic[Request, Result]):
             and time.monotonic() - self._overlapped >= LONE_QUIET_SECONDS
         )
 
-    def _lone(self) -> None:
-        """One loop turn after a request found itself alone: run it lone if it still is."""
-        self._lone_turn = None
+    def _end_of_turn(self) -> None:
+        """One loop turn after a batch could leave: a request still alone runs lone, else
+        what is queued leaves in batches."""
+        self._turn = None
         if self._lone_candidate():
             self._start(self._take(), lone=True)
-        self._schedule()
+        self._turn_over = True
+        try:
+            self._schedule()
+        finally:
+            self._turn_over = False
 
     def _arm(self, due: float) -> None:
         if self._timer is not None and self._timer_due <= due:

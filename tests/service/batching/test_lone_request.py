@@ -24,15 +24,41 @@ from tests.service.batching.test_batcher import Model, Observer, batcher, run
 from tests.service.helpers import InProcessService, metric
 
 
-def test_a_lone_request_is_handed_to_the_model_in_the_step_it_is_queued() -> None:
+def test_a_lone_request_is_handed_to_the_model_at_the_end_of_the_turn_it_is_queued() -> None:
     async def scenario() -> None:
         model = Model(seconds=0.05)
         queue = batcher(model, max_batch_size=32)
         pending = asyncio.ensure_future(queue.submit("a", 1))
         await asyncio.sleep(0)  # one step: submit ran up to its wait for the result
+        assert model.runs == []  # the turn is not over: requests ready in it may still join
+        await asyncio.sleep(0)  # the next turn: no timer was waited for
         assert model.runs == [["a"]]
         assert queue.waiting == 0
         assert await pending == "A"
+
+    run(scenario)
+
+
+def test_requests_ready_in_the_same_turn_leave_in_one_batch() -> None:
+    async def scenario() -> None:
+        model = Model(seconds=0.01)
+        queue = batcher(model, max_batch_size=32)
+        results = await asyncio.gather(*(queue.submit(x, 1) for x in "abc"))
+        assert results == ["A", "B", "C"]
+        assert model.runs == [["a", "b", "c"]]  # not ["a"] alone, then the rest
+
+    run(scenario)
+
+
+def test_what_queues_during_a_run_leaves_together_after_it() -> None:
+    async def scenario() -> None:
+        model = Model(seconds=0.02)
+        queue = batcher(model, max_batch_size=32)
+        first = asyncio.ensure_future(queue.submit("a", 1))
+        await asyncio.sleep(0.005)  # "a" is running
+        rest = [asyncio.ensure_future(queue.submit(x, 1)) for x in "bcd"]
+        await asyncio.gather(first, *rest)
+        assert model.runs == [["a"], ["b", "c", "d"]]
 
     run(scenario)
 
