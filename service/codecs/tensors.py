@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -51,17 +52,22 @@ as ones) overflows; this bound keeps every array convertible to any 8-byte type.
 
 
 def _shape(shape: Sequence[int], field: str) -> tuple[int, ...]:
-    if any(not isinstance(d, int) or isinstance(d, bool) or d < 0 for d in shape):
+    dims = tuple(shape)
+    span = 1  # one pass: this runs on every request's every tensor
+    for d in dims:
+        if (type(d) is not int and (not isinstance(d, int) or isinstance(d, bool))) or d < 0:
+            raise InvalidInputError(
+                f"{field}: shape must be non-negative integers, got {list(shape)}", field=field
+            )
+        if d > 1:
+            span *= d
+    if len(dims) > MAX_DIMS:
         raise InvalidInputError(
-            f"{field}: shape must be non-negative integers, got {list(shape)}", field=field
+            f"{field}: shape has {len(dims)} dimensions (at most {MAX_DIMS})", field=field
         )
-    if len(shape) > MAX_DIMS:
-        raise InvalidInputError(
-            f"{field}: shape has {len(shape)} dimensions (at most {MAX_DIMS})", field=field
-        )
-    if math.prod(max(d, 1) for d in shape) > _MAX_SPAN:
+    if span > _MAX_SPAN:
         raise InvalidInputError(f"{field}: shape {list(shape)} is too large", field=field)
-    return tuple(shape)
+    return dims
 
 
 def from_bytes(
@@ -137,4 +143,9 @@ def datatype_of(array: npt.NDArray[np.generic]) -> str:
 
 def to_bytes(array: npt.NDArray[np.generic]) -> bytes:
     """Row-major little-endian bytes of ``array``."""
+    if array.dtype.isnative and _LITTLE_ENDIAN:  # the usual case: no conversion to look up
+        return array.tobytes()  # row-major ("C") order whatever the array's layout
     return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+
+
+_LITTLE_ENDIAN = sys.byteorder == "little"

@@ -74,31 +74,37 @@ def parameters_from_proto(parameters: Any) -> dict[str, Any]:
 def infer_request_from_proto(request: v2.ModelInferRequest) -> InferRequest:
     """``ModelInferRequest`` (raw or typed contents) → the protocol's request."""
     raw = request.raw_input_contents
-    if raw and any(tensor.HasField("contents") for tensor in request.inputs):
-        raise InvalidInputError(
-            "give tensor data either as raw_input_contents or as typed contents, not both",
-            field="raw_input_contents",
-        )
-    if raw and len(raw) != len(request.inputs):
-        raise InvalidInputError(
-            f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs",
-            field="raw_input_contents",
-        )
+    tensors = request.inputs
+    if raw:
+        if any(tensor.HasField("contents") for tensor in tensors):
+            raise InvalidInputError(
+                "give tensor data either as raw_input_contents or as typed contents, not both",
+                field="raw_input_contents",
+            )
+        if len(raw) != len(tensors):
+            raise InvalidInputError(
+                f"raw_input_contents has {len(raw)} entries for {len(tensors)} inputs",
+                field="raw_input_contents",
+            )
     inputs = []
-    for index, tensor in enumerate(request.inputs):
-        field = f"input {tensor.name!r}"
+    for index, tensor in enumerate(tensors):
+        name, datatype = tensor.name, tensor.datatype
+        field = f"input {name!r}"
         if raw:
-            data = from_bytes(raw[index], tensor.datatype, list(tensor.shape), field)
+            data = from_bytes(raw[index], datatype, tensor.shape, field)
         else:
-            if tensor.datatype not in _CONTENTS:
+            if datatype not in _CONTENTS:
                 supported = ", ".join(sorted(set(DATATYPES) & set(_CONTENTS)))
                 raise InvalidInputError(f"{field}: typed contents of {supported} only", field=field)
-            values = getattr(tensor.contents, _CONTENTS[tensor.datatype])
-            data = from_values(list(values), tensor.datatype, list(tensor.shape), field)
-        inputs.append(InferInput(tensor.name, data))
-    outputs = [
-        RequestedOutput(o.name, parameters_from_proto(o.parameters)) for o in request.outputs
-    ]
+            values = getattr(tensor.contents, _CONTENTS[datatype])
+            data = from_values(list(values), datatype, tensor.shape, field)
+        inputs.append(InferInput(name, data))
+    wanted = request.outputs
+    outputs = (
+        [RequestedOutput(o.name, parameters_from_proto(o.parameters)) for o in wanted]
+        if wanted
+        else []
+    )
     parameters = parameters_from_proto(request.parameters) if request.parameters else {}
     return InferRequest(
         request.model_name, request.model_version or None, inputs, outputs, parameters, request.id
