@@ -2,19 +2,20 @@
 
 Requests wait in a bounded FIFO queue. A batch leaves when a run slot is free and either the queue
 holds a full batch of rows, or the oldest request has waited ``max_queue_delay``, or the batcher is
-closing. With no delay (the default) a request waits for no timer: a batch that is not full leaves
-one event-loop turn after it could, so that requests ready in the same turn (a burst the transports
-read at once) join it, and batches also form from what queues up while every slot is busy. A
-request alone in the batcher may instead *run lone* (``run_lone``: where it is, without the hop to
-a model process), at the end of that turn, and only if no request arrived while another was queued
-or running for :data:`LONE_QUIET_SECONDS` (under concurrency, requests that look alone between
-batches go on to the model processes). A request larger than the batch size runs alone; order is
-kept. The design answers the peers' known bugs: the wait window is measured from the oldest
-request's arrival (not shortened cumulatively), a cancelled or expired request leaves the queue
-without touching its neighbours, a full queue refuses at once instead of blocking, a run must
-return one result per request, and a failed run fails only its own batch. Each request names its
-*lane* (the transport it came in on): when several lanes are active, each keeps a fair share of the
-queue (:mod:`service.batching.lanes`), so that one transport's flood cannot shut another out."""
+closing. With no delay (the default) a request waits for no timer: a batch that is not full and
+whose oldest request came in on one of the ``gather_lanes`` leaves at the end of the event-loop
+turn in which it could first leave, so that requests ready in the same turn join it; batches also
+form from what queues up while every slot is busy. A request alone in the batcher may instead *run
+lone* (``run_lone``: where it is, without the hop to a model process), at the end of that turn, and
+only if no request arrived while another was queued or running for :data:`LONE_QUIET_SECONDS`
+(under concurrency, requests that look alone between batches go on to the model processes). A
+request larger than the batch size runs alone; order is kept. The design answers the peers' known
+bugs: the wait window is measured from the oldest request's arrival (not shortened cumulatively), a
+cancelled or expired request leaves the queue without touching its neighbours, a full queue refuses
+at once instead of blocking, a run must return one result per request, and a failed run fails only
+its own batch. Each request names its *lane* (the transport it came in on): when several lanes are
+active, each keeps a fair share of the queue (:mod:`service.batching.lanes`), so that one
+transport's flood cannot shut another out."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from functools import partial
 from typing import Generic, TypeVar
 
@@ -85,8 +86,11 @@ class DynamicBatcher(Generic[Request, Result]):
         options: BatchingOptions,
         observer: BatchObserver,
         run_lone: RunLone[Request, Result] | None = None,
+        gather_lanes: Container[str] | None = None,
     ) -> None:
         self.name = name
+        self._gather_lanes = gather_lanes
+        """Lanes whose batches wait for the end of the loop turn (``None``: every lane)."""
         self._run = run
         self._run_lone = run_lone
         self._turn: asyncio.Handle | None = None
@@ -220,14 +224,20 @@ class DynamicBatcher(Generic[Request, Result]):
             if not (full or self._closing or self._delay == 0 or time.monotonic() >= due):
                 self._arm(due)
                 return
-            deferred = self._lone_candidate() or not (full or self._closing or self._delay)
-            if deferred and not self._turn_over:
+            if not self._turn_over and (
+                self._lone_candidate() or (self._gathers(oldest) and not (full or self._closing))
+            ):
                 if self._turn is None:  # give requests ready in this turn a chance to join
                     self._turn = asyncio.get_running_loop().call_soon(self._end_of_turn)
                 return
             self._start(self._take())
         if self._closing and self._idle is not None and not (self._running or self._waiting):
             self._idle.set()
+
+    def _gathers(self, oldest: _Item[Request, Result]) -> bool:
+        """Whether a batch led by ``oldest`` waits for the end of the turn (no delay set)."""
+        lanes = self._gather_lanes
+        return self._delay == 0 and (lanes is None or oldest.lane in lanes)
 
     def _lone_candidate(self) -> bool:
         """One request queued and none running: it may run lone (:data:`RunLone`)."""

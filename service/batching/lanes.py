@@ -12,10 +12,14 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-__all__ = ["ACTIVE_SECONDS", "DEFAULT_LANE", "LaneShares"]
+__all__ = ["ACTIVE_SECONDS", "DEFAULT_LANE", "GRPC_LANE", "REST_LANE", "LaneShares"]
 
 DEFAULT_LANE = "default"
 """The lane of a request that names none (work the service starts itself, direct callers)."""
+REST_LANE = "rest"
+"""Requests that came in over REST (the project's API and the Open Inference Protocol's)."""
+GRPC_LANE = "grpc"
+"""Requests that came in over gRPC (both services)."""
 
 ACTIVE_SECONDS = 1.0
 """How long after its last request a lane keeps its reserved share: long enough to span the

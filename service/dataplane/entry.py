@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
-from service.batching.lanes import DEFAULT_LANE
+from service.batching.lanes import DEFAULT_LANE, GRPC_LANE, REST_LANE
 
 __all__ = ["GRPC_LANE", "REST_LANE", "current_lane", "enter_lane"]
-
-REST_LANE = "rest"
-GRPC_LANE = "grpc"
 
 _LANE: ContextVar[str] = ContextVar("lane", default=DEFAULT_LANE)
 

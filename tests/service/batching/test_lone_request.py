@@ -50,6 +50,22 @@ def test_requests_ready_in_the_same_turn_leave_in_one_batch() -> None:
     run(scenario)
 
 
+def test_a_lane_that_does_not_gather_leaves_at_once() -> None:
+    async def scenario() -> None:
+        model = Model(seconds=0.01)
+        queue: DynamicBatcher[str, str] = DynamicBatcher(
+            "test", model, 1, BatchingOptions(max_batch_size=32), Observer(), gather_lanes={"b"}
+        )
+        first = asyncio.ensure_future(queue.submit("a", 1, lane="a"))
+        await asyncio.sleep(0)  # one step: "a" was handed to the model, not held for the turn
+        assert model.runs == [["a"]]
+        gathered = [asyncio.ensure_future(queue.submit(x, 1, lane="b")) for x in "bc"]
+        await asyncio.gather(first, *gathered)
+        assert model.runs == [["a"], ["b", "c"]]
+
+    run(scenario)
+
+
 def test_what_queues_during_a_run_leaves_together_after_it() -> None:
     async def scenario() -> None:
         model = Model(seconds=0.02)
