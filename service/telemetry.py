@@ -61,6 +61,8 @@ class Telemetry:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._request_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+        """Each (transport, endpoint, status)'s request counter and latency histogram."""
         model = ["model", "version"]
         self.requests = Counter(
             "service_requests",
@@ -181,8 +183,16 @@ class Telemetry:
 
     def observe_request(self, transport: str, endpoint: str, status: str, seconds: float) -> None:
         """Count one finished request and record its duration."""
-        self.requests.labels(transport, endpoint, status).inc()
-        self.latency.labels(transport, endpoint).observe(seconds)
+        key = (transport, endpoint, status)
+        children = self._request_children.get(key)
+        if children is None:  # looking a child up by its labels costs more than the update
+            children = self._request_children[key] = (
+                self.requests.labels(transport, endpoint, status),
+                self.latency.labels(transport, endpoint),
+            )
+        counter, latency = children
+        counter.inc()
+        latency.observe(seconds)
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus's text format, summed over worker processes if several."""

@@ -54,7 +54,12 @@ def test_a_lane_that_does_not_gather_leaves_at_once() -> None:
     async def scenario() -> None:
         model = Model(seconds=0.01)
         queue: DynamicBatcher[str, str] = DynamicBatcher(
-            "test", model, 1, BatchingOptions(max_batch_size=32), Observer(), gather_lanes={"b"}
+            "test",
+            model,
+            1,
+            BatchingOptions.model_validate({"max_batch_size": 32}),
+            Observer(),
+            gather_lanes={"b"},
         )
         first = asyncio.ensure_future(queue.submit("a", 1, lane="a"))
         await asyncio.sleep(0)  # one step: "a" was handed to the model, not held for the turn
