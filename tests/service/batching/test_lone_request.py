@@ -71,19 +71,6 @@ def test_a_lane_that_does_not_gather_leaves_at_once() -> None:
     run(scenario)
 
 
-def test_what_queues_during_a_run_leaves_together_after_it() -> None:
-    async def scenario() -> None:
-        model = Model(seconds=0.02)
-        queue = batcher(model, max_batch_size=32)
-        first = asyncio.ensure_future(queue.submit("a", 1))
-        await asyncio.sleep(0.005)  # "a" is running
-        rest = [asyncio.ensure_future(queue.submit(x, 1)) for x in "bcd"]
-        await asyncio.gather(first, *rest)
-        assert model.runs == [["a"], ["b", "c", "d"]]
-
-    run(scenario)
-
-
 @pytest.fixture(scope="module")
 def service(repository_path: Path) -> Iterator[InProcessService]:
     running = InProcessService(repository_path, max_batch_size=32).start()
