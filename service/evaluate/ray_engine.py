@@ -90,9 +90,11 @@ class RayEngine:
     def _start(self, ray: Any, runtime_env: dict[str, Any]) -> None:
         """``ray.init``; a local Ray whose node does not register in time is started once more.
 
-        Ray gives a starting node a fixed 30 s to register with its GCS and raises a bare
-        ``Exception`` past it; on a loaded machine (or while the previous local Ray is still
-        exiting) one more start usually succeeds, and joining a cluster is never retried.
+        Ray gives a starting node a fixed 30 s to register with its GCS (a bare ``Exception``
+        past it) and its GCS a fixed time to write its port file (a ``RuntimeError``, "Timed
+        out waiting for file"); on a loaded machine (or while the previous local Ray is still
+        exiting) one more start usually succeeds. A bad argument is not retried, and joining a
+        cluster is never retried.
         """
         where = self.address or "a local Ray"
         attempts = 1 if self.address else LOCAL_START_ATTEMPTS
@@ -107,9 +109,11 @@ class RayEngine:
                     log_to_driver=False,
                 )
                 return
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise EvaluationError(f"cannot start or join {where}: {exc}") from None
             except Exception as exc:
+                if isinstance(exc, ValueError) or (
+                    self.address and isinstance(exc, (ConnectionError, RuntimeError))
+                ):
+                    raise EvaluationError(f"cannot start or join {where}: {exc}") from None
                 ray.shutdown()
                 if attempt == attempts:
                     raise EvaluationError(

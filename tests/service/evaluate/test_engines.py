@@ -106,32 +106,52 @@ def test_an_actors_error_reaches_the_user_as_itself(
     assert f"error: {path}: label 12 at row 250 is not a class id in 0..9" in lines
 
 
-class _FailingStarts:
-    """``ray.init`` whose first ``failures`` calls fail as Ray's own node-registration timeout."""
+NODE_TIMEOUT = Exception("The current node timed out during startup.")
+"""Ray's own node-registration timeout."""
+GCS_TIMEOUT = RuntimeError("Timed out waiting for file /tmp/ray/session_x/gcs_server_port_y")
+"""Ray's timeout for its GCS's port file (seen on a loaded CI machine)."""
 
-    def __init__(self, real: Any, failures: int) -> None:
-        self.real, self.failures, self.calls = real, failures, 0
+
+class _FailingStarts:
+    """``ray.init`` whose first ``failures`` calls fail with ``error``."""
+
+    def __init__(self, real: Any, failures: int, error: Exception = NODE_TIMEOUT) -> None:
+        self.real, self.failures, self.calls, self.error = real, failures, 0, error
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.calls += 1
         if self.calls <= self.failures:
-            raise Exception("The current node timed out during startup.")
+            raise self.error
         return self.real(*args, **kwargs)
 
 
+@pytest.mark.parametrize("error", [NODE_TIMEOUT, GCS_TIMEOUT], ids=["node", "gcs"])
 def test_a_local_ray_that_does_not_start_is_started_once_more(
-    repository: Path, cifar_folder: Path, tmp_path: Path, monkeypatch, caplog
+    repository: Path, cifar_folder: Path, tmp_path: Path, monkeypatch, caplog, error: Exception
 ) -> None:
     import ray
 
-    starts = _FailingStarts(ray.init, failures=1)
+    starts = _FailingStarts(ray.init, failures=1, error=error)
     monkeypatch.setattr(ray, "init", starts)
     args = ["--dataset", str(cifar_folder), "--model-repository", str(repository)]
     out = ["--engine", "ray", "--workers", "1", "--no-progress", "--no-figures"]
     assert main([*args, *out, "--out", str(tmp_path / "r")]) == 0
     assert starts.calls == 2
-    assert "did not start (The current node timed out during startup.)" in caplog.text
+    assert f"did not start ({error})" in caplog.text
     assert json.loads((tmp_path / "r" / "report.json").read_text())["run"]["engine"] == "ray"
+
+
+def test_a_bad_argument_to_a_local_ray_is_not_retried(
+    repository: Path, cifar_folder: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import ray
+
+    starts = _FailingStarts(ray.init, failures=1, error=ValueError("num_cpus must be positive"))
+    monkeypatch.setattr(ray, "init", starts)
+    args = ["--dataset", str(cifar_folder), "--model-repository", str(repository)]
+    assert main([*args, "--engine", "ray", "--no-progress", "--out", str(tmp_path / "r")]) == 2
+    assert starts.calls == 1
+    assert "cannot start or join a local Ray: num_cpus must be positive" in capsys.readouterr().err
 
 
 def test_a_local_ray_that_never_starts_is_a_clear_error(
