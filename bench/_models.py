@@ -12,11 +12,14 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from bench._timing import median_ms
+
 __all__ = [
     "QUICKSTART_LIKE_LAYERS",
     "copy_model",
     "first_model",
     "model_repository",
+    "one_image_ms",
     "one_thread_session",
     "write_synthetic_model",
 ]
@@ -112,3 +115,11 @@ def one_thread_session(model_file: Path) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+
+
+def one_image_ms(model_file: Path, runs: int = 2000) -> float:
+    """Median milliseconds of one image through :func:`one_thread_session`, hot: the model
+    alone at batch 1."""
+    session = one_thread_session(model_file)
+    feed = {session.get_inputs()[0].name: np.zeros((1, 32, 32, 3), np.float32)}
+    return median_ms(lambda: session.run(None, feed), runs)

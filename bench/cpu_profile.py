@@ -13,11 +13,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
 from bench._cli import load_parser
-from bench._models import one_thread_session
-from bench._timing import median_ms
+from bench._models import one_image_ms
 from bench.loadgen import GRPC_HEADERS, h2load, require
 from bench.serving import GRPC_V2, IMAGE, routes
 from service.launcher import REPO, free_port, running_service, stop_process
@@ -76,9 +73,7 @@ def main() -> None:
         rows.append(("null grpc.aio server", result.rps, usage, load))
     finally:
         stop_process(null)
-    session = one_thread_session(args.model_repository / args.model / "1" / "model.onnx")
-    image = np.zeros((1, 32, 32, 3), np.float32)
-    onnx_us = 1e3 * median_ms(lambda: session.run(None, {session.get_inputs()[0].name: image}), 500)
+    onnx_us = 1e3 * one_image_ms(args.model_repository / args.model / "1" / "model.onnx", 500)
     print(f"V2 gRPC, {args.concurrency} in flight, {args.seconds:g} s; CPU microseconds per "
           f"request (onnxruntime alone, one thread, one image: {onnx_us:.0f} µs)\n")  # fmt: skip
     names = sorted({name for _, _, usage, _ in rows for name in usage})

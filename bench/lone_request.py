@@ -14,14 +14,10 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import date
-from functools import partial
 from pathlib import Path
 
-import numpy as np
-
 from bench._cli import load_parser
-from bench._models import one_thread_session
-from bench._timing import median_ms
+from bench._models import one_image_ms
 from bench.bound import running_null_grpc
 from bench.loadgen import GRPC_HEADERS, h2load, require
 from bench.serving import GRPC_V2, IMAGE, routes
@@ -29,13 +25,6 @@ from service.launcher import running_service
 
 Server = Callable[[], AbstractContextManager[int]]
 """Starts a server; its gRPC port when entered."""
-
-
-def in_process_ms(model_file: Path, runs: int = 2000) -> float:
-    """Median milliseconds of one image through onnxruntime on one thread, hot."""
-    session = one_thread_session(model_file)
-    feed = {session.get_inputs()[0].name: np.zeros((1, 32, 32, 3), np.float32)}
-    return median_ms(partial(session.run, None, feed), runs)
 
 
 def servers(repository: Path, model_file: Path) -> dict[str, Server]:
@@ -71,7 +60,7 @@ def main() -> None:
     body = next(r for r in routes(args.model, IMAGE) if r.grpc).body
     p50s: dict[str, list[float]] = defaultdict(list)
     for round_ in range(args.rounds):
-        p50s["onnxruntime alone, in-process"].append(in_process_ms(model_file))
+        p50s["onnxruntime alone, in-process"].append(one_image_ms(model_file))
         for name, start in servers(args.model_repository, model_file).items():
             with start() as port:
                 result = h2load(f"http://127.0.0.1:{port}{GRPC_V2}", body, GRPC_HEADERS,
