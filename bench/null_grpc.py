@@ -52,6 +52,7 @@ async def serve_model(port: int, path: str) -> None:
     import numpy as np
 
     from bench._models import one_thread_session
+    from service.activations import softmax
 
     session = one_thread_session(Path(path))
     name = session.get_inputs()[0].name
@@ -60,8 +61,7 @@ async def serve_model(port: int, path: str) -> None:
         shape = tuple(request.inputs[0].shape)
         pixels = np.frombuffer(request.raw_input_contents[0], np.uint8).reshape(shape)
         (logits,) = session.run(None, {name: pixels.astype(np.float32)})
-        scores = np.exp(logits - logits.max(axis=1, keepdims=True))
-        scores /= scores.sum(axis=1, keepdims=True)
+        scores = softmax(logits)  # the service's own, as the service computes it
         response = v2.ModelInferResponse(model_name=request.model_name, model_version="1")
         for output, values in (("logits", logits), ("probabilities", scores)):
             response.outputs.add(name=output, datatype="FP32", shape=list(values.shape))
