@@ -94,8 +94,6 @@ class DynamicBatcher(Generic[Request, Result]):
         self._run = run
         self._run_lone = run_lone
         self._turn: asyncio.Handle | None = None
-        self._turn_over = False
-        """Set while the deferred turn dispatches: what is queued then leaves at once."""
         self._overlapped = -LONE_QUIET_SECONDS
         """When a request last arrived while another was queued or running (monotonic s)."""
         self._max_rows = options.max_batch_size if options.batching else 0
@@ -213,8 +211,9 @@ class DynamicBatcher(Generic[Request, Result]):
         return self._queue[0] if self._queue else None
 
     # -- dispatch ---------------------------------------------------------------------------
-    def _schedule(self) -> None:
-        """Start every batch that may start now; arm the timer for the next one that waits."""
+    def _schedule(self, turn_over: bool = False) -> None:
+        """Start every batch that may start now; arm the timer for the next one that waits.
+        ``turn_over``: the loop turn a batch waited for has ended, so it leaves now."""
         while self._running < self._slots:
             oldest = self._oldest()
             if oldest is None:
@@ -224,7 +223,7 @@ class DynamicBatcher(Generic[Request, Result]):
             if not (full or self._closing or self._delay == 0 or time.monotonic() >= due):
                 self._arm(due)
                 return
-            if not self._turn_over and (
+            if not turn_over and (
                 self._lone_candidate() or (self._gathers(oldest) and not (full or self._closing))
             ):
                 if self._turn is None:  # give requests ready in this turn a chance to join
@@ -255,11 +254,7 @@ class DynamicBatcher(Generic[Request, Result]):
         self._turn = None
         if self._lone_candidate():
             self._start(self._take(), lone=True)
-        self._turn_over = True
-        try:
-            self._schedule()
-        finally:
-            self._turn_over = False
+        self._schedule(turn_over=True)
 
     def _arm(self, due: float) -> None:
         if self._timer is not None and self._timer_due <= due:
