@@ -55,7 +55,7 @@ def _shape(shape: Sequence[int], field: str) -> tuple[int, ...]:
     dims = tuple(shape)
     span = 1  # one pass: this runs on every request's every tensor
     for d in dims:
-        if (type(d) is not int and (not isinstance(d, int) or isinstance(d, bool))) or d < 0:
+        if isinstance(d, bool) or not isinstance(d, int) or d < 0:
             raise InvalidInputError(
                 f"{field}: shape must be non-negative integers, got {list(shape)}", field=field
             )

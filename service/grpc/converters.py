@@ -99,12 +99,9 @@ def infer_request_from_proto(request: v2.ModelInferRequest) -> InferRequest:
             values = getattr(tensor.contents, _CONTENTS[datatype])
             data = from_values(list(values), datatype, tensor.shape, field)
         inputs.append(InferInput(name, data))
-    wanted = request.outputs
-    outputs = (
-        [RequestedOutput(o.name, parameters_from_proto(o.parameters)) for o in wanted]
-        if wanted
-        else []
-    )
+    outputs = [
+        RequestedOutput(o.name, parameters_from_proto(o.parameters)) for o in request.outputs
+    ]
     parameters = parameters_from_proto(request.parameters) if request.parameters else {}
     return InferRequest(
         request.model_name, request.model_version or None, inputs, outputs, parameters, request.id
