@@ -59,21 +59,15 @@ def status_for(error: ServiceError) -> grpc.StatusCode:
 
 
 class _Calls:
-    """Outcome and duration of one RPC method's calls, with metric children bound once."""
+    """Outcome and duration of one RPC method's calls."""
 
     def __init__(self, telemetry: Telemetry, endpoint: str) -> None:
         self._telemetry, self.endpoint = telemetry, endpoint
-        self._latency = telemetry.latency.labels("grpc", endpoint)
-        self._counts: dict[str, Any] = {}
 
     def record(self, status: str, started: float) -> None:
-        counter = self._counts.get(status)
-        if counter is None:
-            counter = self._counts[status] = self._telemetry.requests.labels(
-                "grpc", self.endpoint, status
-            )
-        counter.inc()
-        self._latency.observe(time.perf_counter() - started)
+        self._telemetry.observe_request(
+            "grpc", self.endpoint, status, time.perf_counter() - started
+        )
 
     def outcome(self, exc: Exception) -> tuple[grpc.StatusCode, str]:
         """The status and message a failed call ends with (internal details go to the log)."""
