@@ -6,9 +6,10 @@ from fastapi import FastAPI
 
 from service import __version__
 from service.dataplane import DataPlane
+from service.rest.deadline import RequestDeadline
 from service.rest.errors import install_error_handlers
 from service.rest.hot_routes import HotRoutes
-from service.rest.middleware import BodySizeLimit, RequestDeadline, RequestMetrics
+from service.rest.middleware import BodySizeLimit, RequestMetrics
 from service.rest.openapi import install_openapi
 from service.rest.routes import calibrate, health, loss, models, predict, v2, v2_repository
 from service.rest.security import install_security

@@ -1,18 +1,17 @@
-"""ASGI middleware: request deadline and disconnects, body limit, and request metrics."""
+"""ASGI middleware: the body limit and request metrics (deadlines: ``service.rest.deadline``)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import DeadlineExceededError, RequestTooLargeError
-from service.rest.errors import error_response, service_error_response
+from service.errors import RequestTooLargeError
+from service.rest.errors import error_response
 from service.telemetry import Telemetry
 
-__all__ = ["CLIENT_CLOSED", "BodySizeLimit", "RequestDeadline", "RequestMetrics"]
+__all__ = ["CLIENT_CLOSED", "BodySizeLimit", "RequestMetrics"]
 
 CLIENT_CLOSED = 499
 """The status metrics record for a request whose client went away before it was answered
@@ -50,69 +49,6 @@ class BodySizeLimit:
             return message
 
         await self.app(scope, limited_receive, send)
-
-
-class RequestDeadline:
-    """Bound each request's time, and stop work nobody waits for.
-
-    A request still unanswered after ``timeout`` seconds (0: no limit) is cancelled and
-    answered 504; one whose client disconnects is cancelled. Either way, cancelling removes
-    it from its model's queue, so it never runs. The disconnect is noticed by a task that waits
-    for the next ASGI message once the body has been read: then the server sends nothing but
-    ``http.disconnect``. The request runs in the server's own task (a task per request more
-    would cost about 5% of REST throughput)."""
-
-    def __init__(self, app: ASGIApp, timeout: float) -> None:
-        self.app, self.timeout = app, timeout or None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request = asyncio.current_task()
-        assert request is not None
-        state = {"started": False, "answered": False, "gone": False}
-        watcher: asyncio.Task[None] | None = None
-
-        async def disconnect() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            if not state["answered"]:
-                state["gone"] = True
-                request.cancel()
-
-        async def tracking_receive() -> Message:
-            nonlocal watcher
-            message = await receive()
-            last = message["type"] != "http.request" or not message.get("more_body", False)
-            if last and watcher is None:
-                watcher = asyncio.ensure_future(disconnect())
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                state["started"] = True
-            elif message["type"] == "http.response.body" and not message.get("more_body"):
-                state["answered"] = True
-            await send(message)
-
-        deadline = asyncio.timeout(self.timeout)
-        try:
-            async with deadline:
-                await self.app(scope, tracking_receive, tracking_send)
-        except TimeoutError:
-            if not deadline.expired():
-                raise  # the app's own, not the request timeout
-            if not state["started"]:
-                error = DeadlineExceededError(f"the request took longer than {self.timeout:g} s")
-                await service_error_response(error, scope["path"])(scope, receive, send)
-        except asyncio.CancelledError:
-            if not state["gone"]:
-                raise
-            request.uncancel()  # the client went away: there is no one to answer
-        finally:
-            if watcher is not None:
-                watcher.cancel()
 
 
 class RequestMetrics:
