@@ -116,7 +116,9 @@ def from_json(
     array = numeric_array(values, f"{field}: data", kind)  # type: ignore[arg-type]
     if dtype.kind in "iu" and array.size:
         limits = np.iinfo(dtype)  # type: ignore[type-var]
-        if array.min() < limits.min or array.max() > limits.max:
+        # Unsigned values were read as uint64, which refuses negative numbers already.
+        low = dtype.kind == "i" and array.min() < limits.min
+        if low or array.max() > limits.max:
             raise InvalidInputError(
                 f"{field}: data holds values outside the range of {datatype}", field=field
             )

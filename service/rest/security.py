@@ -10,7 +10,6 @@ no credentials) are answered and refusals carry CORS headers.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -24,7 +23,7 @@ from service.security.credentials import (
     presented_key,
 )
 
-__all__ = ["CORS_ALLOWED_HEADERS", "CORS_EXPOSED_HEADERS", "ApiKeyAuth", "install_security"]
+__all__ = ["CORS_ALLOWED_HEADERS", "CORS_EXPOSED_HEADERS", "ApiKeyAuth", "secured"]
 
 CORS_ALLOWED_HEADERS = (
     "Authorization",
@@ -61,17 +60,17 @@ class ApiKeyAuth:
         await response(scope, receive, send)
 
 
-def install_security(app: FastAPI, security: Security) -> None:
-    """Add access control (when there are keys) and CORS (when there are origins) to ``app``.
-    Call it where those belong in the middleware stack: after the middleware they must run
-    outside of (the body limit), before the request metrics."""
+def secured(app: ASGIApp, security: Security) -> ASGIApp:
+    """``app`` behind access control (when there are keys) and CORS (when there are origins).
+    Wrap what they must run outside of (the body limit); the request metrics go around them."""
     if security.keys is not None:
-        app.add_middleware(ApiKeyAuth, keys=security.keys)
+        app = ApiKeyAuth(app, keys=security.keys)
     if security.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
+        app = CORSMiddleware(
+            app,
             allow_origins=list(security.cors_origins),
             allow_methods=["GET", "POST"],
             allow_headers=list(CORS_ALLOWED_HEADERS),
             expose_headers=list(CORS_EXPOSED_HEADERS),
         )
+    return app

@@ -11,7 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from service.codecs.tensors import DATATYPES, MAX_DIMS, from_bytes, from_values, to_bytes
+from service.codecs.json_arrays import parse
+from service.codecs.tensors import (
+    DATATYPES,
+    MAX_DIMS,
+    from_bytes,
+    from_json,
+    from_values,
+    to_bytes,
+)
 from service.errors import InvalidInputError
 
 
@@ -67,3 +75,27 @@ def test_bytes_round_trip_row_major_little_endian(
     back = from_bytes(raw, name, list(array.shape), "x")
     np.testing.assert_array_equal(back, array)
     assert sys.byteorder == "big" or back.dtype.isnative or back.dtype.itemsize == 1
+
+
+INTEGER_TYPES = ["UINT8", "UINT16", "UINT32", "INT8", "INT16", "INT32", "INT64"]
+
+
+@given(
+    datatype=st.sampled_from(INTEGER_TYPES),
+    value=st.integers(-(2**63), 2**64 - 1),
+)
+def test_parsed_json_integers_are_taken_exactly_when_the_datatype_holds_them(
+    datatype: str, value: int
+) -> None:
+    """The one-buffer path for parsed JSON (``from_json``) refuses, naming the field, exactly
+    the integers the datatype cannot hold: below its minimum (negative ones for unsigned
+    types) as well as above its maximum."""
+    limits = np.iinfo(DATATYPES[datatype])
+    parsed = parse(f"[0, {value}]".encode())
+    if limits.min <= value <= limits.max:
+        assert from_json(parsed, datatype, [2], "input 'x'").tolist() == [0, value]
+        return
+    with pytest.raises(InvalidInputError) as caught:
+        from_json(parsed, datatype, [2], "input 'x'")
+    assert "range" in str(caught.value)
+    assert str(caught.value.field).startswith("input 'x'")
