@@ -1,5 +1,6 @@
-"""The hot routes' lane: which requests it takes past FastAPI's router, and that what it
-answers is what the router would (metrics named by the route template, errors mapped alike)."""
+"""The hot routes' lane: which requests it takes past FastAPI's router, that they never enter
+FastAPI's own stack at all while every other request does, and that what it answers is what the
+router would (metrics named by the route template, errors mapped alike)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import Message, Receive, Scope, Send
 
+from service.dataplane import DataPlane
+from service.rest import create_app
 from service.rest.hot_routes import HotRoutes
-from tests.service.helpers import InProcessService
+from tests.service.helpers import MAX_BODY, InProcessService
 
 TAKEN = ["/predict", "/v2/models/m/infer", "/v2/models/m/versions/2/infer"]
 PASSED_ON = [
@@ -61,6 +66,29 @@ def test_the_hot_routes_never_reach_the_router(path: str) -> None:
     reached, sent = call("POST", path)
     assert reached == []
     assert sent[0]["type"] == "http.response.start"  # answered by the lane itself
+
+
+def test_the_app_enters_fastapi_only_for_requests_off_the_hot_routes(
+    plane: DataPlane, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entered: list[str] = []
+    fastapi_call = FastAPI.__call__
+
+    async def recording(self: FastAPI, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            entered.append(f"{scope['method']} {scope['path']}")
+        await fastapi_call(self, scope, receive, send)
+
+    monkeypatch.setattr(FastAPI, "__call__", recording)
+    app = create_app(plane, plane.telemetry, max_request_bytes=MAX_BODY)
+    with TestClient(app) as client:
+        hot = client.post("/v2/models/cifar10/infer", content=b"not JSON")
+        assert hot.status_code == 400, hot.text  # answered by the lane, with the one mapping
+        assert "not valid JSON" in hot.json()["error"]
+        assert client.post("/predict", json={}).status_code == 400
+        assert client.get("/predict").status_code == 405
+        assert client.get("/nope").status_code == 404
+    assert entered == ["GET /predict", "GET /nope"]
 
 
 @pytest.fixture(scope="module")
