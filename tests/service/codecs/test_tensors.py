@@ -90,7 +90,7 @@ def test_parsed_json_integers_are_taken_exactly_when_the_datatype_holds_them(
     """The one-buffer path for parsed JSON (``from_json``) refuses, naming the field, exactly
     the integers the datatype cannot hold: below its minimum (negative ones for unsigned
     types) as well as above its maximum."""
-    limits = np.iinfo(DATATYPES[datatype])
+    limits = np.iinfo(DATATYPES[datatype])  # type: ignore[type-var]
     parsed = parse(f"[0, {value}]".encode())
     if limits.min <= value <= limits.max:
         assert from_json(parsed, datatype, [2], "input 'x'").tolist() == [0, value]
