@@ -1,8 +1,13 @@
 """Load/unload cycles hand memory back: the service's total resident memory (every process)
-after many cycles stays within 10% of the first cycle's (bench/lifecycle.py runs 50)."""
+over the last cycles stays within 10% of the first cycles' (bench/lifecycle.py runs 50).
+
+Medians of four cycles each, because the total moves ±25 MiB from one cycle to the next with
+nothing leaking (allocator arenas, the model processes' peaks); a leaked copy of the cycled model
+(12 MB) would add about 100 MB between the two windows."""
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 import httpx
@@ -31,5 +36,5 @@ def test_load_unload_cycles_leave_memory_where_it_was(tmp_path: Path) -> None:
             assert http.post("/v2/repository/models/cycled/unload").status_code == 200
             assert http.post("/v2/repository/models/cycled/load").status_code == 200
             sizes.append(tree_rss_bytes(service.process.pid))
-        first, last = sizes[0], sizes[-1]
+        first, last = statistics.median(sizes[:4]), statistics.median(sizes[-4:])
         assert last <= first * 1.10, [f"{s / 2**20:.0f} MiB" for s in sizes]
