@@ -123,6 +123,13 @@ class MLServerSettings:
         debug = ", debug" if self.debug else ""
         return f"{self.parallel_workers} workers, batching {self.batching}{debug}"
 
+    @property
+    def directory(self) -> str:
+        """The name of the working directory of a server with these settings."""
+        debug = "-debug" if self.debug else ""
+        return (f"serve-{self.parallel_workers}w-{self.max_batch_size}"
+                f"-{self.max_batch_time * 1e3:g}ms{debug}")  # fmt: skip
+
     def server_settings(self) -> dict[str, object]:
         return {"parallel_workers": self.parallel_workers, "debug": self.debug}
 
@@ -220,7 +227,7 @@ def running_mlserver(
     """MLServer serving ``model_file`` as ``model_name``, ready when entered."""
     settings = settings or MLSERVER_BEST["V2 gRPC raw"]
     executable = install_venv(HOME, REQUIREMENTS, "MLServer").parent / "mlserver"
-    workdir = HOME / "serve"
+    workdir = HOME / settings.directory  # one each: several may run at once
     model_dir = workdir / model_name
     model_dir.mkdir(parents=True, exist_ok=True)
     (workdir / "runtime.py").write_text(RUNTIME)

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from bench._cli import load_parser
+from bench._points import Row, drive
 from bench.loadgen import require
 from bench.peer import SWEEP, MLServerSettings, running_mlserver
-from bench.serving import IMAGE, Row, drive, routes
+from bench.serving import IMAGE, routes
 
 __all__ = ["POINTS", "best_settings", "main"]
 

@@ -7,7 +7,10 @@ the default model). It starts ``python -m service`` as its own process and drive
 at each concurrency over five paths, one 32×32 image per request, with batching on and off; then
 the same over V2 gRPC and V2 REST JSON against the peers, each at its best settings (installed
 into ``.bench/`` on first use): MLServer (:mod:`bench.peer`, settings from its sweep,
-``python -m bench.peer_sweep``) and KServe's model server (:mod:`bench.peer_kserve`); against
+``python -m bench.peer_sweep``) and KServe's model server (:mod:`bench.peer_kserve`). With
+batching on, the service and the peers run side by side and each point is measured in
+``--rounds`` rounds, the servers taking turns (:mod:`bench.head_to_head`; the row is the median
+round); with batching off, the service alone, one run a point. Also against
 nginx null endpoints (what the load generator alone drives); and against a null ``grpc.aio``
 server and a null ASGI app on uvicorn, whose CPU per call gives the Python-front bound
 (:mod:`bench.bound`). ``× best peer`` compares each of our rows with the faster peer on the
@@ -23,18 +26,17 @@ import base64
 import json
 import os
 import platform
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from contextlib import ExitStack
+from dataclasses import asdict, replace
 from datetime import date
 from functools import partial
 from pathlib import Path
 
-import httpx
 import numpy as np
 import onnxruntime as ort
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench._cli import counts, load_parser
+from bench._points import Route, Row, drive, service_grpc_errors
 from bench.bound import (
     BOUND_CONCURRENCY,
     Bound,
@@ -44,7 +46,8 @@ from bench.bound import (
     running_null_grpc,
 )
 from bench.ceiling import Ceiling, measure_ceiling
-from bench.loadgen import GRPC_HEADERS, LoadResult, grpc_frame, h2load, require
+from bench.head_to_head import Contender, head_to_head
+from bench.loadgen import GRPC_HEADERS, grpc_frame, require
 from bench.null import running_null
 from bench.peer import MLSERVER_BEST, Peer, running_mlserver
 from bench.peer_kserve import running_kserve
@@ -59,28 +62,6 @@ GRPC_V2 = "/inference.GRPCInferenceService/ModelInfer"
 PEERS = ("MLServer", "KServe")
 PEER_ROUTES = ("V2 gRPC raw", "V2 REST JSON")
 """The paths every peer serves as we do."""
-
-
-@dataclass(frozen=True)
-class Route:
-    """One way of asking for a prediction of one image."""
-
-    name: str
-    grpc: bool
-    path: str
-    body: bytes
-    headers: dict[str, str]
-    peer: str | None
-    """The peers' route compared against (``None``: they have none like it)."""
-
-
-@dataclass(frozen=True)
-class Row:
-    server: str
-    route: str
-    batching: str
-    concurrency: int
-    result: LoadResult
 
 
 def routes(model: str, image_file: Path) -> list[Route]:
@@ -115,47 +96,6 @@ def routes(model: str, image_file: Path) -> list[Route]:
     ]  # fmt: skip
 
 
-def drive(
-    server: str,
-    ports: tuple[int, int],
-    route: Route,
-    concurrency: int,
-    seconds: float,
-    grpc_errors: Callable[[], float] | None = None,
-    batching: str = "-",
-) -> Row:
-    """One load run of ``route`` on ``server`` (its gRPC and REST ports). gRPC errors travel
-    in trailers that h2load does not read, so the server's own count of them is added."""
-    grpc_port, http_port = ports
-    port = grpc_port if route.grpc else http_port
-    before = grpc_errors() if grpc_errors and route.grpc else 0.0
-    result = h2load(
-        f"http://127.0.0.1:{port}{route.path}", route.body, route.headers,
-        concurrency=concurrency, seconds=seconds, http1=not route.grpc,
-    )  # fmt: skip
-    if grpc_errors and route.grpc:
-        failed = result.failed + int(grpc_errors() - before)
-        result = LoadResult(**{**asdict(result), "failed": failed})
-    setting = f"batching {batching}" if server == "ours" else batching
-    print(f"{server} · {route.name} · {setting} · {concurrency} in flight: "
-          f"{result.rps:.0f} req/s, p99 {result.p99_ms:.1f} ms", flush=True)  # fmt: skip
-    return Row(server, route.name, batching, concurrency, result)
-
-
-def _grpc_errors(url: str) -> float:
-    """Our gRPC calls that failed so far (from /metrics): any status but OK, and CANCELLED,
-    which is what the load generator's calls still in flight when it stops end with."""
-    text = httpx.get(f"{url}/metrics").text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "service_requests_total"
-        and sample.labels.get("transport") == "grpc"
-        and sample.labels.get("status") not in ("OK", "CANCELLED")
-    )
-
-
 def transport(route: str) -> str:
     """``gRPC`` or ``REST``: how ``route`` travels (the key of the bounds)."""
     return "gRPC" if "gRPC" in route else "REST"
@@ -187,12 +127,6 @@ def measure_bounds(model_file: Path, all_routes: list[Route], seconds: float) ->
     return bounds
 
 
-def drive_peer(peer: Peer, compared: list[Route], levels: list[int], seconds: float) -> list[Row]:
-    ports = (peer.grpc_port, peer.http_port)
-    return [drive(peer.name, ports, route, c, seconds, peer.grpc_errors, peer.settings)
-            for route in compared for c in levels]  # fmt: skip
-
-
 def run(args: argparse.Namespace) -> tuple[Ceiling, list[Bound], list[Row]]:
     model_file = args.model_repository / args.model / "1" / "model.onnx"
     all_routes = routes(args.model, IMAGE)
@@ -207,24 +141,36 @@ def run(args: argparse.Namespace) -> tuple[Ceiling, list[Bound], list[Row]]:
                        for r in (all_routes[0], all_routes[2])]  # fmt: skip
         rows += [drive("nginx null", (grpc_port, http_port), route, c, args.seconds)
                  for route in null_routes for c in levels]  # fmt: skip
-    for batching in ("on", "off"):
-        flags = [*args.service_flags] + ([] if batching == "on" else ["--no-batching"])
-        with running_service(args.model_repository, *flags) as service:
-            errors = partial(_grpc_errors, service.url)
-            ports = (service.grpc_port, service.http_port)
-            rows += [drive("ours", ports, route, c, args.seconds, errors, batching)
-                     for route in all_routes for c in levels]  # fmt: skip
+    # Batching on, the service's defaults: side by side with the peers, in rounds.
     compared = [r for r in all_routes if r.name in PEER_ROUTES]
-    if "MLServer" in args.peers:
-        # One MLServer per distinct best setting (one run when a setting is best on both paths).
-        for settings in dict.fromkeys(MLSERVER_BEST[r.name] for r in compared):
-            with running_mlserver(model_file, args.model, settings) as peer:
+    with ExitStack() as servers:
+        service = servers.enter_context(running_service(args.model_repository, *args.service_flags))
+        contenders = [Contender("ours", "on", (service.grpc_port, service.http_port), all_routes,
+                                partial(service_grpc_errors, service.url))]  # fmt: skip
+        if "MLServer" in args.peers:
+            # One MLServer per distinct best setting, each measured on the paths it is best on.
+            for settings in dict.fromkeys(MLSERVER_BEST[r.name] for r in compared):
+                peer = servers.enter_context(running_mlserver(model_file, args.model, settings))
                 mine = [r for r in compared if MLSERVER_BEST[r.name] == settings]
-                rows += drive_peer(peer, mine, levels, args.seconds)
-    if "KServe" in args.peers:
-        with running_kserve(model_file, args.model) as peer:
-            rows += drive_peer(peer, compared, levels, args.seconds)
+                contenders.append(_contender(peer, mine))
+        if "KServe" in args.peers:
+            contenders.append(_contender(servers.enter_context(
+                running_kserve(model_file, args.model)), compared))  # fmt: skip
+        rows += head_to_head(contenders, levels, args.rounds, args.seconds)
+    # Batching off: the service alone, one run per point.
+    flags = [*args.service_flags, "--no-batching"]
+    with running_service(args.model_repository, *flags) as service:
+        errors = partial(service_grpc_errors, service.url)
+        ports = (service.grpc_port, service.http_port)
+        rows += [drive("ours", ports, route, c, args.seconds, errors, "off")
+                 for route in all_routes for c in levels]  # fmt: skip
     return ceiling, bounds, rows
+
+
+def _contender(peer: Peer, compared: list[Route]) -> Contender:
+    return Contender(
+        peer.name, peer.settings, (peer.grpc_port, peer.http_port), compared, peer.grpc_errors
+    )
 
 
 def best_peers(rows: list[Row]) -> dict[tuple[str, int], Row]:
@@ -243,8 +189,8 @@ def table(ceiling: Ceiling, bounds: list[Bound], rows: list[Row], all_routes: li
     bound = {b.transport: b.rps for b in bounds}
     lines = [
         "| server | path | batching | in flight | req/s | p50 ms | p99 ms | % of ceiling "
-        "| % of bound | × best peer | best peer | errors |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        "| % of bound | × best peer | best peer | errors | req/s by round |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|",
     ]
     for row in rows:
         result = row.result
@@ -259,7 +205,8 @@ def table(ceiling: Ceiling, bounds: list[Bound], rows: list[Row], all_routes: li
         lines.append(
             f"| {row.server} | {row.route} | {row.batching} | {row.concurrency} "
             f"| {result.rps:.0f} | {result.p50_ms:.2f} | {result.p99_ms:.2f} | {share:.0f}% "
-            f"| {of_bound} | {versus} | {which} | {result.failed} |"
+            f"| {of_bound} | {versus} | {which} | {result.failed} "
+            f"| {', '.join(f'{rps:.0f}' for rps in row.rounds)} |"
         )
     return "\n".join(lines)
 
@@ -281,6 +228,8 @@ def bound_table(bounds: list[Bound]) -> str:
 def main() -> None:
     parser = load_parser(__doc__, seconds=5.0)
     parser.add_argument("--concurrency", type=counts, default=[1, 8, 16, 32])
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of each batching-on point, beside the peers")  # fmt: skip
     parser.add_argument("--peers", type=lambda s: [p for p in s.split(",") if p],
                         default=list(PEERS), help="comma-separated: MLServer,KServe")  # fmt: skip
     parser.add_argument("--skip-peer", action="store_true", help="leave every peer out")

@@ -1,5 +1,6 @@
 """The serving benchmark's pure parts: the Python-front bound, the best peer a row is compared
-with, the best MLServer settings of a sweep, and the null ASGI app."""
+with, the rounds of a head-to-head point, the best MLServer settings of a sweep, and the null
+ASGI app."""
 
 from __future__ import annotations
 
@@ -9,18 +10,24 @@ from typing import Any
 
 import pytest
 
+from bench._points import Row
 from bench.bound import Bound, bound_rps
 from bench.ceiling import Ceiling
+from bench.head_to_head import median_row, rotated
 from bench.loadgen import LoadResult
 from bench.null_asgi import BODY, app
 from bench.peer import SWEEP, MLServerSettings
 from bench.peer_sweep import best_settings, sweep_table
 from bench.plot import plot
-from bench.serving import IMAGE, Row, best_peers, routes, table, transport
+from bench.serving import IMAGE, best_peers, routes, table, transport
 
 
-def _row(server: str, route: str, concurrency: int, rps: float, batching: str = "-") -> Row:
-    result = LoadResult(requests=round(rps * 2), seconds=2.0, failed=0, p50_ms=1.0, p99_ms=2.0)
+def _row(
+    server: str, route: str, concurrency: int, rps: float, batching: str = "-", failed: int = 0
+) -> Row:
+    result = LoadResult(
+        requests=round(rps * 2), seconds=2.0, failed=failed, p50_ms=rps / 1000, p99_ms=2.0
+    )
     return Row(server, route, batching, concurrency, result)
 
 
@@ -77,6 +84,32 @@ def test_the_table_compares_ours_with_the_best_peer_and_the_bound() -> None:
     assert cells[2][8:11] == ["20%", "", ""]  # a peer's row: no ratio of its own
 
 
+def test_each_round_starts_with_the_next_server_so_none_is_always_first() -> None:
+    jobs = ["ours", "MLServer", "KServe"]
+    orders = [rotated(jobs, turn) for turn in range(4)]
+    assert orders == [
+        ["ours", "MLServer", "KServe"],
+        ["MLServer", "KServe", "ours"],
+        ["KServe", "ours", "MLServer"],
+        ["ours", "MLServer", "KServe"],
+    ]
+    assert rotated([], 2) == []
+
+
+def test_a_point_measured_in_rounds_is_its_median_round_with_every_rounds_errors() -> None:
+    runs = [_row("ours", "V2 gRPC raw", 32, rps, "on", failed)
+            for rps, failed in ((2100.0, 0), (1500.0, 2), (1900.0, 1))]  # fmt: skip
+    row = median_row(runs)
+    assert row.result.rps == pytest.approx(1900.0)
+    assert row.result.p50_ms == pytest.approx(1.9)  # the median round's latencies, not a mix
+    assert row.result.failed == 3
+    assert row.rounds == (2100.0, 1500.0, 1900.0)
+    even = median_row(runs[:2])
+    assert even.result.rps == pytest.approx(1500.0)  # the lower middle: never flattering
+    lines = table(Ceiling({1: 1000.0}, 0.25), [], [row], routes("cifar10", IMAGE)).splitlines()
+    assert lines[2].rstrip(" |").endswith("2100, 1500, 1900")
+
+
 def test_the_best_mlserver_settings_are_chosen_per_path() -> None:
     none, batched, one_worker = (MLServerSettings(0), MLServerSettings(0, 32, 0.002),
                                  MLServerSettings(1, 32, 0.01))  # fmt: skip
@@ -97,6 +130,8 @@ def test_mlserver_settings_say_what_they_are() -> None:
     }  # fmt: skip
     assert MLServerSettings(1, 32, 0.01).label == "1 workers, batching 32 / 10 ms"
     assert MLServerSettings(0).server_settings() == {"parallel_workers": 0, "debug": False}
+    directories = {settings.directory for settings in SWEEP}
+    assert len(directories) == len(SWEEP)  # servers with different settings may run together
 
 
 def test_the_null_asgi_app_reads_the_body_and_answers_200() -> None:
