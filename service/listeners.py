@@ -33,7 +33,13 @@ def bind_http_socket(host: str, port: int) -> socket.socket:
 
 def reserve_grpc_port(host: str, port: int) -> tuple[socket.socket, int]:
     """Hold ``host:port`` (a free one for 0) with ``SO_REUSEPORT`` so that only this user's
-    processes can bind it too: gRPC offers no way to share a bound socket, so each worker binds
-    the port itself, and the kernel spreads connections over them. The socket never listens."""
+    processes can bind it too: gRPC offers no way to share a bound socket, so each worker (and
+    each of a process's gRPC listeners) binds the port itself, and the kernel spreads
+    connections over them. The socket never listens. A port in use is an error even where its
+    holder shares it (another instance of this service): a bound socket without
+    ``SO_REUSEPORT`` is tried first."""
+    probe = _bind(host, port, "gRPC", socket.SO_REUSEADDR)
+    port = int(probe.getsockname()[1])
+    probe.close()
     sock = _bind(host, port, "gRPC", socket.SO_REUSEPORT)
-    return sock, int(sock.getsockname()[1])
+    return sock, port

@@ -110,6 +110,7 @@ async def serve(
             max_message_bytes=settings.grpc_max_message_bytes,
             reuse_port=reuse_port,
             security=security,
+            listeners=settings.grpc_listeners,
         )
     except (OSError, SecurityConfigError):
         await plane.stop()

@@ -64,6 +64,11 @@ class Settings(BaseSettings, BatchingOptions):
         description="Serving processes sharing both ports, each with every model loaded; more "
         "than one lifts the single event loop's limit (see docs/service.md).",
     )
+    grpc_listeners: int = Field(
+        2, ge=1, le=16, description="gRPC servers per serving process, all on the gRPC port "
+        "(SO_REUSEPORT): grpc.aio accepts one call at a time per server, so with many client "
+        "connections a second one accepts while the first waits (see docs/service.md).",
+    )  # fmt: skip
     model_processes: int = Field(
         1, ge=1, le=256, description="Processes per serving process that run the models, one "
         "batch each at a time (each loads every model).",

@@ -1,8 +1,9 @@
-"""The gRPC server: both APIs (errors mapped in one place), health, and reflection."""
+"""The gRPC servers: both APIs (errors mapped in one place), health, and reflection."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 
 import grpc
@@ -19,6 +20,7 @@ from service.grpc.errors import guarded
 from service.grpc.health import DrainingHealthServicer
 from service.grpc.inference import InferenceServicer
 from service.grpc.security import ApiKeyInterceptor, server_credentials
+from service.listeners import reserve_grpc_port
 from service.security import Security
 
 __all__ = ["GrpcServer"]
@@ -40,7 +42,15 @@ def _reflection_pool() -> descriptor_pool.DescriptorPool:
 
 
 class GrpcServer:
-    """A ``grpc.aio`` server whose health status follows the data plane's readiness."""
+    """``grpc.aio`` servers on one port whose health status follows the data plane's
+    readiness.
+
+    ``listeners`` servers share the port (``SO_REUSEPORT``; the kernel spreads client
+    connections over them) and everything else: servicers, health, the event loop. A
+    ``grpc.aio`` server asks gRPC's core for one new call at a time and asks for the next only
+    once the event loop has taken that one, so with many connections calls wait in the core
+    while the loop is busy with other work; each further server keeps one more call on offer
+    (docs/service.md, "gRPC listeners")."""
 
     def __init__(
         self,
@@ -51,49 +61,52 @@ class GrpcServer:
         max_message_bytes: int,
         reuse_port: bool = False,
         security: Security | None = None,
+        listeners: int = 1,
     ) -> None:
         security = security or Security()
         telemetry = plane.telemetry
+        self._reservation: socket.socket | None = None
+        if listeners > 1 and not reuse_port:
+            # Held until stop: a port already in use is an error, and the port stays this
+            # process's for its listeners to share (port 0 resolves to one free port here).
+            self._reservation, port = reserve_grpc_port(host, port)
         # Only with keys: without, no interceptor runs at all.
         keys = security.keys
-        self.server = grpc.aio.server(
-            interceptors=None if keys is None else [ApiKeyInterceptor(keys, telemetry)],
-            options=[
-                ("grpc.max_receive_message_length", max_message_bytes),
-                ("grpc.max_send_message_length", max_message_bytes),
-                # Shared only by the worker processes of one service (see service.listeners);
-                # alone, a port already in use must be an error, not silently shared.
-                ("grpc.so_reuseport", int(reuse_port)),
-            ],
-        )
-        classifier_pb2_grpc.add_ClassifierServicer_to_server(
-            guarded(ClassifierServicer(plane), CLASSIFIER, telemetry), self.server
-        )
-        grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-            guarded(InferenceServicer(plane), INFERENCE, telemetry), self.server
-        )
+        interceptors = None if keys is None else [ApiKeyInterceptor(keys, telemetry)]
+        credentials = None if security.tls is None else server_credentials(security.tls)
+        classifier = guarded(ClassifierServicer(plane), CLASSIFIER, telemetry)
+        inference = guarded(InferenceServicer(plane), INFERENCE, telemetry)
         self.health = DrainingHealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME),
-            self.server,
-            pool=_reflection_pool(),
-        )
-        address = f"{host}:{port}"
-        try:
-            if security.tls is None:
-                self.port = self.server.add_insecure_port(address)
-            else:
-                self.port = self.server.add_secure_port(address, server_credentials(security.tls))
-        except RuntimeError:  # newer grpc raises instead of returning 0
-            self.port = 0
-        if self.port == 0:
-            raise OSError(f"cannot bind gRPC to {host}:{port}: address already in use")
+        self.servers: list[grpc.aio.Server] = []
+        for _ in range(listeners):
+            server = grpc.aio.server(
+                interceptors=interceptors,
+                options=[
+                    ("grpc.max_receive_message_length", max_message_bytes),
+                    ("grpc.max_send_message_length", max_message_bytes),
+                    # Shared only by this process's listeners and the worker processes of one
+                    # service (see service.listeners); alone, a port already in use must be an
+                    # error, not silently shared.
+                    ("grpc.so_reuseport", int(reuse_port or listeners > 1)),
+                ],
+            )
+            classifier_pb2_grpc.add_ClassifierServicer_to_server(classifier, server)
+            grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(inference, server)
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+            reflection.enable_server_reflection(
+                (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME),
+                server,
+                pool=_reflection_pool(),
+            )
+            port = _bind(server, host, port, credentials, self._reservation)
+            self.servers.append(server)
+        self.port = port
 
     async def start(self) -> None:
         """Listen; health reports NOT_SERVING until :meth:`set_serving`."""
         await self._set(health_pb2.HealthCheckResponse.NOT_SERVING)
-        await self.server.start()
+        for server in self.servers:
+            await server.start()
 
     async def set_serving(self, serving: bool) -> None:
         """Report SERVING (or NOT_SERVING) for the server and each service."""
@@ -122,4 +135,30 @@ class GrpcServer:
     async def stop(self, grace: float) -> None:
         """Stop accepting calls and let running ones finish for ``grace`` seconds."""
         await self.health.drain()
-        await self.server.stop(grace)
+        await asyncio.gather(*(server.stop(grace) for server in self.servers))
+        if self._reservation is not None:
+            self._reservation.close()
+
+
+def _bind(
+    server: grpc.aio.Server,
+    host: str,
+    port: int,
+    credentials: grpc.ServerCredentials | None,
+    reservation: socket.socket | None,
+) -> int:
+    """Listen on ``host:port`` (unencrypted without ``credentials``); the bound port. Raises
+    :class:`OSError` naming the address if it is taken (releasing ``reservation``)."""
+    address = f"{host}:{port}"
+    try:
+        if credentials is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, credentials)
+    except RuntimeError:  # newer grpc raises instead of returning 0
+        bound = 0
+    if bound == 0:
+        if reservation is not None:
+            reservation.close()
+        raise OSError(f"cannot bind gRPC to {host}:{port}: address already in use")
+    return bound

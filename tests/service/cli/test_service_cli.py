@@ -285,9 +285,12 @@ def test_the_service_stops_when_its_model_process_dies(tmp_path: Path) -> None:
         assert service.process.wait(timeout=30) == 1
 
 
-def test_grpc_port_in_use_fails_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["plain holder", "holder sharing it"])
+def test_grpc_port_in_use_fails_cleanly(tmp_path: Path, shared: bool) -> None:
     write_linear_model(tmp_path / "m" / "1" / "model.onnx")
     with socket.socket() as taken:
+        if shared:  # as another instance of this service holds it (SO_REUSEPORT)
+            taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
