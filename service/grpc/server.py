@@ -65,15 +65,15 @@ class GrpcServer:
     ) -> None:
         security = security or Security()
         telemetry = plane.telemetry
+        # Only with keys: without, no interceptor runs at all.
+        keys = security.keys
+        interceptors = None if keys is None else [ApiKeyInterceptor(keys, telemetry)]
+        credentials = None if security.tls is None else server_credentials(security.tls)
         self._reservation: socket.socket | None = None
         if listeners > 1 and not reuse_port:
             # Held until stop: a port already in use is an error, and the port stays this
             # process's for its listeners to share (port 0 resolves to one free port here).
             self._reservation, port = reserve_grpc_port(host, port)
-        # Only with keys: without, no interceptor runs at all.
-        keys = security.keys
-        interceptors = None if keys is None else [ApiKeyInterceptor(keys, telemetry)]
-        credentials = None if security.tls is None else server_credentials(security.tls)
         classifier = guarded(ClassifierServicer(plane), CLASSIFIER, telemetry)
         inference = guarded(InferenceServicer(plane), INFERENCE, telemetry)
         self.health = DrainingHealthServicer()
