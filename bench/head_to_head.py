@@ -12,12 +12,13 @@ A point's row is its median round (by req/s); its errors are those of every roun
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from bench._points import Route, Row, drive
 from bench.loadgen import LoadResult
+from bench.peer import Peer
 
 __all__ = ["Contender", "head_to_head", "median_row", "rotated"]
 
@@ -28,14 +29,8 @@ T = TypeVar("T")
 class Contender:
     """A running server and the paths it is measured on."""
 
-    server: str
-    setting: str
-    """How it runs (its row's ``batching`` column)."""
-    ports: tuple[int, int]
-    """Its gRPC and REST ports."""
+    server: Peer
     routes: Sequence[Route]
-    grpc_errors: Callable[[], float] | None = None
-    """Its count of gRPC calls that ended with an error status so far, if it keeps one."""
 
 
 def rotated(items: Sequence[T], turn: int) -> list[T]:
@@ -68,9 +63,10 @@ def head_to_head(
             jobs = [(c, r) for c in contenders for r in c.routes if r.grpc == grpc]
             for turn in range(rounds):
                 for contender, route in rotated(jobs, turn):
+                    server = contender.server
                     row = drive(
-                        contender.server, contender.ports, route, concurrency, seconds,
-                        contender.grpc_errors, contender.setting,
+                        server.name, (server.grpc_port, server.http_port), route, concurrency,
+                        seconds, server.grpc_errors, server.settings,
                     )  # fmt: skip
-                    points[(contender.server, route.name, concurrency)].append(row)
+                    points[(server.name, route.name, concurrency)].append(row)
     return [median_row(runs) for runs in points.values()]

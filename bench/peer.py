@@ -163,7 +163,7 @@ def prometheus_sum(url: str, keep: Callable[[str], bool]) -> float:
 
 @dataclass(frozen=True)
 class Peer:
-    """A running peer server."""
+    """A running server the benchmark drives: a peer, or the service itself."""
 
     name: str
     settings: str

@@ -145,17 +145,18 @@ def run(args: argparse.Namespace) -> tuple[Ceiling, list[Bound], list[Row]]:
     compared = [r for r in all_routes if r.name in PEER_ROUTES]
     with ExitStack() as servers:
         service = servers.enter_context(running_service(args.model_repository, *args.service_flags))
-        contenders = [Contender("ours", "on", (service.grpc_port, service.http_port), all_routes,
-                                partial(service_grpc_errors, service.url))]  # fmt: skip
+        ours = Peer("ours", "on", service.http_port, service.grpc_port,
+                    partial(service_grpc_errors, service.url))  # fmt: skip
+        contenders = [Contender(ours, all_routes)]
         if "MLServer" in args.peers:
             # One MLServer per distinct best setting, each measured on the paths it is best on.
             for settings in dict.fromkeys(MLSERVER_BEST[r.name] for r in compared):
                 peer = servers.enter_context(running_mlserver(model_file, args.model, settings))
                 mine = [r for r in compared if MLSERVER_BEST[r.name] == settings]
-                contenders.append(_contender(peer, mine))
+                contenders.append(Contender(peer, mine))
         if "KServe" in args.peers:
-            contenders.append(_contender(servers.enter_context(
-                running_kserve(model_file, args.model)), compared))  # fmt: skip
+            kserve = servers.enter_context(running_kserve(model_file, args.model))
+            contenders.append(Contender(kserve, compared))
         rows += head_to_head(contenders, levels, args.rounds, args.seconds)
     # Batching off: the service alone, one run per point.
     flags = [*args.service_flags, "--no-batching"]
@@ -165,12 +166,6 @@ def run(args: argparse.Namespace) -> tuple[Ceiling, list[Bound], list[Row]]:
         rows += [drive("ours", ports, route, c, args.seconds, errors, "off")
                  for route in all_routes for c in levels]  # fmt: skip
     return ceiling, bounds, rows
-
-
-def _contender(peer: Peer, compared: list[Route]) -> Contender:
-    return Contender(
-        peer.name, peer.settings, (peer.grpc_port, peer.http_port), compared, peer.grpc_errors
-    )
 
 
 def best_peers(rows: list[Row]) -> dict[tuple[str, int], Row]:
