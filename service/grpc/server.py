@@ -77,29 +77,35 @@ class GrpcServer:
         classifier = guarded(ClassifierServicer(plane), CLASSIFIER, telemetry)
         inference = guarded(InferenceServicer(plane), INFERENCE, telemetry)
         self.health = DrainingHealthServicer()
+        pool = _reflection_pool()
         self.servers: list[grpc.aio.Server] = []
-        for _ in range(listeners):
-            server = grpc.aio.server(
-                interceptors=interceptors,
-                options=[
-                    ("grpc.max_receive_message_length", max_message_bytes),
-                    ("grpc.max_send_message_length", max_message_bytes),
-                    # Shared only by this process's listeners and the worker processes of one
-                    # service (see service.listeners); alone, a port already in use must be an
-                    # error, not silently shared.
-                    ("grpc.so_reuseport", int(reuse_port or listeners > 1)),
-                ],
-            )
-            classifier_pb2_grpc.add_ClassifierServicer_to_server(classifier, server)
-            grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(inference, server)
-            health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-            reflection.enable_server_reflection(
-                (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME),
-                server,
-                pool=_reflection_pool(),
-            )
-            port = _bind(server, host, port, credentials, self._reservation)
-            self.servers.append(server)
+        try:
+            for _ in range(listeners):
+                server = grpc.aio.server(
+                    interceptors=interceptors,
+                    options=[
+                        ("grpc.max_receive_message_length", max_message_bytes),
+                        ("grpc.max_send_message_length", max_message_bytes),
+                        # Shared only by this process's listeners and the worker processes of
+                        # one service (see service.listeners); alone, a port already in use
+                        # must be an error, not silently shared.
+                        ("grpc.so_reuseport", int(reuse_port or listeners > 1)),
+                    ],
+                )
+                classifier_pb2_grpc.add_ClassifierServicer_to_server(classifier, server)
+                grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+                    inference, server
+                )
+                health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+                reflection.enable_server_reflection(
+                    (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server, pool=pool
+                )
+                port = _bind(server, host, port, credentials)
+                self.servers.append(server)
+        except BaseException:
+            if self._reservation is not None:
+                self._reservation.close()
+            raise
         self.port = port
 
     async def start(self) -> None:
@@ -141,14 +147,10 @@ class GrpcServer:
 
 
 def _bind(
-    server: grpc.aio.Server,
-    host: str,
-    port: int,
-    credentials: grpc.ServerCredentials | None,
-    reservation: socket.socket | None,
+    server: grpc.aio.Server, host: str, port: int, credentials: grpc.ServerCredentials | None
 ) -> int:
     """Listen on ``host:port`` (unencrypted without ``credentials``); the bound port. Raises
-    :class:`OSError` naming the address if it is taken (releasing ``reservation``)."""
+    :class:`OSError` naming the address if it is taken."""
     address = f"{host}:{port}"
     try:
         if credentials is None:
@@ -158,7 +160,5 @@ def _bind(
     except RuntimeError:  # newer grpc raises instead of returning 0
         bound = 0
     if bound == 0:
-        if reservation is not None:
-            reservation.close()
         raise OSError(f"cannot bind gRPC to {host}:{port}: address already in use")
     return bound
